@@ -5,6 +5,8 @@
 //! configuration (`config`), the embedded store (`storage`) and the tokio
 //! runtime that owns sockets and timers and pumps the cores (`server`).
 
+pub mod cli;
 pub mod config;
+pub mod server;
 pub mod sip;
 pub mod storage;

@@ -1,1 +1,484 @@
-//! Configuration.
+//! Configuration: a TOML file loaded and validated once at start.
+//!
+//! Loading happens in two layers. The `raw` layer deserialises the file as
+//! written, with unknown keys denied and every serde error tagged with the key
+//! path (via `serde_path_to_error`). The validation pass then applies defaults,
+//! checks the rules of each key and the rules between keys, and produces the
+//! typed [`Config`] below (socket addresses, [`Duration`]s, enums, newtypes).
+//! Every error names the key it is about, as `sip.listen[1].address` (array
+//! indexes count from 0), so an operator can find it in the file.
+//!
+//! Every key and its default is documented in `docs/configuration.md`.
+
+mod raw;
+mod types;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use types::{
+    AgentId, Did, DidError, Extension, IpNetwork, IpNetworkError, NameError, QueueName, Secret,
+    TrunkName, MAX_DID_DIGITS, MAX_NAME_LEN,
+};
+
+/// Default path of the configuration file, relative to the working directory.
+pub const DEFAULT_CONFIG_PATH: &str = "config/switchboard.toml";
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read (missing, unreadable, not UTF-8).
+    #[error("cannot read configuration file {}: {source}", path.display())]
+    Read {
+        /// The file that was being read.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, a value has the wrong type or form, or a
+    /// key is unknown. `key` is the dotted key path, empty when the error is
+    /// about the document itself (broken TOML syntax).
+    #[error("{}: {}", path.display(), key_message(key, message))]
+    Syntax {
+        /// The file (or origin given to [`Config::from_toml_str`]).
+        path: PathBuf,
+        /// Dotted key path such as `sip.listen[1].address`.
+        key: String,
+        /// What is wrong, with the line and column when known.
+        message: String,
+    },
+    /// The file parsed but a value breaks a rule.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// Dotted key path such as `registrar.min_expires`.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn key_message(key: &str, message: &str) -> String {
+    if key.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{key}: {message}")
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `[log]`: logging.
+    pub log: LogConfig,
+    /// `[sip]`: SIP transport and protocol settings.
+    pub sip: SipConfig,
+    /// `[registrar]`: registration policy.
+    pub registrar: RegistrarConfig,
+    /// `[auth]`: digest authentication and brute-force protection.
+    pub auth: AuthConfig,
+    /// `[storage]`: the embedded database.
+    pub storage: StorageConfig,
+    /// `[[agents]]`: the call-centre agents, in file order.
+    pub agents: Vec<Agent>,
+    /// `[[trunks]]`: carrier connections, in file order.
+    pub trunks: Vec<Trunk>,
+    /// `[[queues]]`: call queues, in file order.
+    pub queues: Vec<Queue>,
+    /// `[api]`: the HTTP management API.
+    pub api: ApiConfig,
+}
+
+impl Config {
+    /// Reads, parses and validates the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// Parses and validates configuration text. `origin` names where the text
+    /// came from in syntax errors; it is not read.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let deserializer = toml::Deserializer::new(text);
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(deserializer)
+            .map_err(|err| syntax_error(err, text, origin))?;
+        validate::validate(raw)
+    }
+
+    /// The agent with this id, if configured.
+    pub fn agent(&self, id: &AgentId) -> Option<&Agent> {
+        self.agents.iter().find(|a| &a.id == id)
+    }
+
+    /// The trunk whose `sources` contain `ip`, if any; the first in file order
+    /// wins when several overlap.
+    pub fn trunk_for_source(&self, ip: std::net::IpAddr) -> Option<&Trunk> {
+        self.trunks
+            .iter()
+            .find(|t| t.sources.iter().any(|net| net.contains(ip)))
+    }
+
+    /// A one-line human summary, as printed by `switchboard check-config`.
+    pub fn summary(&self) -> String {
+        let listen: Vec<String> = self
+            .sip
+            .listen
+            .iter()
+            .map(|l| format!("{} {}", l.transport, l.address))
+            .collect();
+        format!(
+            "SIP domain {} on {}; {} agent(s), {} trunk(s), {} queue(s); API on {} with {} token(s)",
+            self.sip.domain,
+            listen.join(", "),
+            self.agents.len(),
+            self.trunks.len(),
+            self.queues.len(),
+            self.api.listen,
+            self.api.tokens.len(),
+        )
+    }
+}
+
+/// Turns a path-tagged serde error into [`ConfigError::Syntax`], adding the
+/// line and column toml reports so the operator can find keys that appear in
+/// several places (array elements).
+fn syntax_error(
+    err: serde_path_to_error::Error<toml::de::Error>,
+    text: &str,
+    origin: &Path,
+) -> ConfigError {
+    // serde_path_to_error renders the empty path as ".".
+    let mut key = err.path().to_string();
+    if key == "." {
+        key.clear();
+    }
+    let inner = err.inner();
+    // toml's parser messages span lines ("invalid table header\nexpected ...");
+    // keep the error on one line for logs.
+    let mut message = inner
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    // serde reports a missing field against the table holding it; point at
+    // the field itself, as for every other error.
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field.to_owned())
+    {
+        key = if key.is_empty() {
+            field
+        } else {
+            format!("{key}.{field}")
+        };
+    }
+    if let Some(span) = inner.span() {
+        let (line, column) = line_column(text, span.start);
+        message.push_str(&format!(" (line {line}, column {column})"));
+    }
+    ConfigError::Syntax {
+        path: origin.to_owned(),
+        key,
+        message,
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `log.level`: a tracing `EnvFilter` directive such as `info` or
+    /// `switchboard=debug,warn`; already checked to parse. Overridden by the
+    /// `RUST_LOG` environment variable when that is set.
+    pub level: String,
+    /// `log.format`: how log lines are written.
+    pub format: LogFormat,
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// `[sip]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipConfig {
+    /// `sip.domain`: the domain this server is authoritative for; agents
+    /// register as `sip:<id>@<domain>`.
+    pub domain: String,
+    /// `sip.listen`: the sockets to listen on; never empty, no duplicates.
+    pub listen: Vec<ListenAddr>,
+    /// `sip.max_message_size`: largest SIP message accepted, in bytes.
+    pub max_message_size: usize,
+    /// `sip.tcp_idle_timeout_secs`: a TCP connection with no traffic for this
+    /// long is closed.
+    pub tcp_idle_timeout: Duration,
+    /// `sip.user_agent`: sent in User-Agent and Server headers.
+    pub user_agent: String,
+    /// `[sip.timers]`: transaction timers.
+    pub timers: SipTimers,
+}
+
+/// One entry of `sip.listen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenAddr {
+    /// `transport`.
+    pub transport: Transport,
+    /// `address`: IP and port; port 0 asks the OS for a free port.
+    pub address: SocketAddr,
+}
+
+/// A SIP transport protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// UDP (RFC 3261 §18).
+    Udp,
+    /// TCP (RFC 3261 §18).
+    Tcp,
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        })
+    }
+}
+
+/// `[sip.timers]`: the RFC 3261 §17 timer base values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SipTimers {
+    /// `t1_ms`: RTT estimate; retransmission base (RFC 3261 §17.1.1.1).
+    pub t1: Duration,
+    /// `t2_ms`: maximum retransmission interval for non-INVITE requests and
+    /// INVITE responses; always greater than `t1`.
+    pub t2: Duration,
+    /// `t4_ms`: maximum time a message stays in the network.
+    pub t4: Duration,
+}
+
+/// `[registrar]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrarConfig {
+    /// `registrar.min_expires`: shorter requested expirations get
+    /// 423 Interval Too Brief (RFC 3261 §10.3 step 7).
+    pub min_expires: Duration,
+    /// `registrar.max_expires`: longer requested expirations are shortened.
+    pub max_expires: Duration,
+    /// `registrar.default_expires`: used when the REGISTER names no
+    /// expiration; between `min_expires` and `max_expires`.
+    pub default_expires: Duration,
+    /// `registrar.max_contacts_per_agent`: bindings one agent may hold.
+    pub max_contacts_per_agent: usize,
+    /// `registrar.qualify_interval_secs`: how often each contact is probed
+    /// with OPTIONS; `None` when qualify is disabled (configured as 0).
+    pub qualify_interval: Option<Duration>,
+    /// `registrar.qualify_failures`: consecutive unanswered OPTIONS after
+    /// which a contact is marked unreachable.
+    pub qualify_failures: u32,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// `auth.realm`: the digest realm (RFC 3261 §22.1).
+    pub realm: String,
+    /// `auth.algorithms`: challenge algorithms in the order offered; never
+    /// empty, no duplicates.
+    pub algorithms: Vec<DigestAlgorithm>,
+    /// `auth.nonce_ttl_secs`: how long a nonce is accepted.
+    pub nonce_ttl: Duration,
+    /// `auth.max_failures`: failed attempts from one source within
+    /// `failure_window` before it is blocked.
+    pub max_failures: u32,
+    /// `auth.failure_window_secs`.
+    pub failure_window: Duration,
+    /// `auth.block_secs`: how long a blocked source stays blocked.
+    pub block_duration: Duration,
+}
+
+/// A digest algorithm (RFC 8760).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum DigestAlgorithm {
+    /// `MD5` (RFC 2617).
+    #[serde(rename = "MD5")]
+    Md5,
+    /// `SHA-256` (RFC 8760 §2.2).
+    #[serde(rename = "SHA-256")]
+    Sha256,
+}
+
+impl DigestAlgorithm {
+    /// The token used in the `algorithm=` parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigestAlgorithm::Md5 => "MD5",
+            DigestAlgorithm::Sha256 => "SHA-256",
+        }
+    }
+}
+
+impl std::fmt::Display for DigestAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// `storage.path`: the SQLite database file; a relative path is relative
+    /// to the process's working directory.
+    pub path: PathBuf,
+}
+
+/// One `[[agents]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    /// `id`: SIP user name and extension; unique.
+    pub id: AgentId,
+    /// `password`: digest password; never empty.
+    pub password: Secret,
+    /// `display_name`.
+    pub display_name: Option<String>,
+    /// `dial_permissions`: which kinds of numbers the agent may call; no
+    /// duplicates.
+    pub dial_permissions: Vec<DialPermission>,
+}
+
+impl Agent {
+    /// Whether the agent may place calls of this kind.
+    pub fn may_dial(&self, permission: DialPermission) -> bool {
+        self.dial_permissions.contains(&permission)
+    }
+}
+
+/// A class of destination an agent may dial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DialPermission {
+    /// Agents and queue extensions of this server.
+    Internal,
+    /// Numbers in the national numbering plan, through a trunk.
+    National,
+    /// International numbers, through a trunk.
+    International,
+}
+
+/// One `[[trunks]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trunk {
+    /// `name`; unique.
+    pub name: TrunkName,
+    /// `peer`: where requests to the carrier are sent.
+    pub peer: SocketAddr,
+    /// `transport` used towards `peer`.
+    pub transport: Transport,
+    /// `sources`: requests from these networks are trusted as coming from
+    /// this trunk (no digest challenge). Defaults to the peer's address.
+    pub sources: Vec<IpNetwork>,
+    /// `dids`: numbers the carrier delivers on this trunk.
+    pub dids: Vec<Did>,
+    /// `caller_id`: number presented on outgoing calls, if set.
+    pub caller_id: Option<Did>,
+    /// `[trunks.register]`: registration towards the carrier, if any.
+    pub register: Option<TrunkRegistration>,
+}
+
+/// `[trunks.register]`: this server registers with the carrier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkRegistration {
+    /// `username`: user part of the registered address-of-record.
+    pub username: String,
+    /// `password`: digest password.
+    pub password: Secret,
+    /// `registrar`: Request-URI of the REGISTER, a `sip:` or `sips:` URI.
+    pub registrar: String,
+    /// `expires_secs`: requested registration lifetime.
+    pub expires: Duration,
+    /// `auth_username`: digest user name; `username` when not configured.
+    pub auth_username: String,
+}
+
+/// One `[[queues]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    /// `name`; unique.
+    pub name: QueueName,
+    /// `extension`: internal number agents dial to reach the queue.
+    pub extension: Option<Extension>,
+    /// `dids`: inbound numbers routed to this queue.
+    pub dids: Vec<Did>,
+    /// `agents`: members, each a configured agent; no duplicates.
+    pub agents: Vec<AgentId>,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// `api.listen`: address of the HTTP API.
+    pub listen: SocketAddr,
+    /// `[[api.tokens]]`: bearer tokens and their roles; tokens are unique.
+    pub tokens: Vec<ApiToken>,
+}
+
+/// One `[[api.tokens]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// `token`: the bearer token; never empty.
+    pub token: Secret,
+    /// `role` (and `agent` for the agent role).
+    pub role: ApiRole,
+}
+
+/// What an API token may do.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ApiRole {
+    /// Everything.
+    Admin,
+    /// Watch and steer queues and calls.
+    Supervisor,
+    /// Read call records and recordings for quality assurance.
+    Qa,
+    /// Act as this one agent.
+    Agent(AgentId),
+}
+
+impl ApiRole {
+    /// The role name as written in the configuration.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ApiRole::Admin => "admin",
+            ApiRole::Supervisor => "supervisor",
+            ApiRole::Qa => "qa",
+            ApiRole::Agent(_) => "agent",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

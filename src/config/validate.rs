@@ -1,0 +1,702 @@
+//! Second layer: defaults, per-key rules and cross-key rules.
+//!
+//! Every check reports the key path it is about and stops at the first error,
+//! in file order, so one run of `check-config` points at one line to fix.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::raw::{
+    ApiRoleName, RawAgent, RawApi, RawAuth, RawConfig, RawLog, RawQueue, RawRegistrar, RawSip,
+    RawStorage, RawTrunk, RawTrunkRegister,
+};
+use super::{
+    Agent, AgentId, ApiConfig, ApiRole, ApiToken, AuthConfig, Config, ConfigError, DialPermission,
+    Did, DigestAlgorithm, Extension, IpNetwork, ListenAddr, LogConfig, LogFormat, Queue, QueueName,
+    RegistrarConfig, Secret, SipConfig, SipTimers, StorageConfig, Transport, Trunk, TrunkName,
+    TrunkRegistration,
+};
+
+const DEFAULT_LOG_LEVEL: &str = "info";
+const DEFAULT_DOMAIN: &str = "127.0.0.1";
+const DEFAULT_SIP_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5060);
+const DEFAULT_MAX_MESSAGE_SIZE: u64 = 65_536;
+const MIN_MAX_MESSAGE_SIZE: u64 = 1024;
+const MAX_MAX_MESSAGE_SIZE: u64 = 1_048_576;
+const DEFAULT_TCP_IDLE_TIMEOUT_SECS: u64 = 300;
+// RFC 3261 §17.1.1.1 and §17.1.2.2 recommended values.
+const DEFAULT_T1_MS: u64 = 500;
+const DEFAULT_T2_MS: u64 = 4000;
+const DEFAULT_T4_MS: u64 = 5000;
+const DEFAULT_MIN_EXPIRES: u32 = 60;
+const DEFAULT_MAX_EXPIRES: u32 = 3600;
+const DEFAULT_DEFAULT_EXPIRES: u32 = 3600;
+const DEFAULT_MAX_CONTACTS: u32 = 10;
+const DEFAULT_QUALIFY_INTERVAL_SECS: u64 = 30;
+const DEFAULT_QUALIFY_FAILURES: u32 = 2;
+/// MD5 first: SIPp and many phones read only the first challenge and know
+/// only MD5 (RFC 8760 §2.4 lets the server order challenges by preference).
+const DEFAULT_ALGORITHMS: [DigestAlgorithm; 2] = [DigestAlgorithm::Md5, DigestAlgorithm::Sha256];
+const DEFAULT_NONCE_TTL_SECS: u64 = 300;
+const DEFAULT_MAX_FAILURES: u32 = 5;
+const DEFAULT_FAILURE_WINDOW_SECS: u64 = 60;
+const DEFAULT_BLOCK_SECS: u64 = 300;
+const DEFAULT_STORAGE_PATH: &str = "var/switchboard.db";
+const DEFAULT_API_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+const DEFAULT_REGISTER_EXPIRES_SECS: u32 = 3600;
+
+fn invalid(key: impl Into<String>, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.to_string(),
+    }
+}
+
+fn at_least_one_sec(key: &str, secs: u64) -> Result<Duration, ConfigError> {
+    if secs == 0 {
+        return Err(invalid(key, "must be at least 1"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn at_least_one_u32(key: &str, value: u32) -> Result<u32, ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be at least 1"));
+    }
+    Ok(value)
+}
+
+/// Values that end up inside SIP header fields must not carry control
+/// characters: a CR or LF would let a config value inject header lines.
+fn no_control_chars(key: &str, value: &str) -> Result<(), ConfigError> {
+    match value.chars().find(|c| c.is_control()) {
+        Some(c) => Err(invalid(
+            key,
+            format!("must not contain control character {c:?}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn non_empty_text(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.is_empty() {
+        return Err(invalid(key, "must not be empty"));
+    }
+    no_control_chars(key, value)
+}
+
+fn parse<T>(key: &str, text: &str) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse::<T>()
+        .map_err(|err| invalid(key, format!("{text:?}: {err}")))
+}
+
+pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let log = log(raw.log)?;
+    let sip = sip(raw.sip)?;
+    let registrar = registrar(raw.registrar)?;
+    let auth = auth(raw.auth, &sip.domain)?;
+    let storage = storage(raw.storage)?;
+    let agents = agents(raw.agents)?;
+    let trunks = trunks(raw.trunks)?;
+    let queues = queues(raw.queues, &agents)?;
+    let api = api(raw.api, &agents, &sip)?;
+    Ok(Config {
+        log,
+        sip,
+        registrar,
+        auth,
+        storage,
+        agents,
+        trunks,
+        queues,
+        api,
+    })
+}
+
+fn log(raw: RawLog) -> Result<LogConfig, ConfigError> {
+    let level = raw.level.unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_owned());
+    if level.trim().is_empty() {
+        return Err(invalid("log.level", "must not be empty"));
+    }
+    if let Err(err) = tracing_subscriber::EnvFilter::try_new(&level) {
+        return Err(invalid(
+            "log.level",
+            format!("{level:?} is not a valid tracing filter directive: {err}"),
+        ));
+    }
+    Ok(LogConfig {
+        level,
+        format: raw.format.unwrap_or(LogFormat::Human),
+    })
+}
+
+/// `sip.domain` is used as the host part of URIs, so it must be an IP address
+/// or a DNS name (RFC 3261 §25.1 `host`).
+fn check_host(key: &str, host: &str) -> Result<(), ConfigError> {
+    if host.is_empty() {
+        return Err(invalid(key, "must not be empty"));
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if bare.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if host.len() <= 253 && host.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("{host:?} is neither an IP address nor a valid host name"),
+        ))
+    }
+}
+
+fn sip(raw: RawSip) -> Result<SipConfig, ConfigError> {
+    let domain = raw.domain.unwrap_or_else(|| DEFAULT_DOMAIN.to_owned());
+    check_host("sip.domain", &domain)?;
+
+    let listen: Vec<ListenAddr> = match raw.listen {
+        Some(entries) => entries
+            .into_iter()
+            .map(|l| ListenAddr {
+                transport: l.transport,
+                address: l.address,
+            })
+            .collect(),
+        None => vec![
+            ListenAddr {
+                transport: Transport::Udp,
+                address: DEFAULT_SIP_ADDR,
+            },
+            ListenAddr {
+                transport: Transport::Tcp,
+                address: DEFAULT_SIP_ADDR,
+            },
+        ],
+    };
+    if listen.is_empty() {
+        return Err(invalid("sip.listen", "must list at least one address"));
+    }
+    for (i, entry) in listen.iter().enumerate() {
+        if let Some(first) = listen[..i].iter().position(|other| other == entry) {
+            return Err(invalid(
+                format!("sip.listen[{i}]"),
+                format!(
+                    "duplicate of sip.listen[{first}] ({} {})",
+                    entry.transport, entry.address
+                ),
+            ));
+        }
+    }
+
+    let max_message_size = raw.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE);
+    if !(MIN_MAX_MESSAGE_SIZE..=MAX_MAX_MESSAGE_SIZE).contains(&max_message_size) {
+        return Err(invalid(
+            "sip.max_message_size",
+            format!(
+                "must be between {MIN_MAX_MESSAGE_SIZE} and {MAX_MAX_MESSAGE_SIZE} bytes, got {max_message_size}"
+            ),
+        ));
+    }
+    let max_message_size = usize::try_from(max_message_size)
+        .map_err(|_| invalid("sip.max_message_size", "does not fit this platform"))?;
+
+    let tcp_idle_timeout = at_least_one_sec(
+        "sip.tcp_idle_timeout_secs",
+        raw.tcp_idle_timeout_secs
+            .unwrap_or(DEFAULT_TCP_IDLE_TIMEOUT_SECS),
+    )?;
+
+    let user_agent = raw
+        .user_agent
+        .unwrap_or_else(|| format!("Switchboard/{}", env!("CARGO_PKG_VERSION")));
+    non_empty_text("sip.user_agent", &user_agent)?;
+
+    let t1_ms = raw.timers.t1_ms.unwrap_or(DEFAULT_T1_MS);
+    let t2_ms = raw.timers.t2_ms.unwrap_or(DEFAULT_T2_MS);
+    let t4_ms = raw.timers.t4_ms.unwrap_or(DEFAULT_T4_MS);
+    if t1_ms == 0 {
+        return Err(invalid("sip.timers.t1_ms", "must be at least 1"));
+    }
+    // RFC 3261 §17.1.2.2: retransmissions double from T1 up to T2, so T2 must
+    // be above T1 for the back-off to mean anything.
+    if t1_ms >= t2_ms {
+        return Err(invalid(
+            "sip.timers.t1_ms",
+            format!("must be less than sip.timers.t2_ms ({t1_ms} >= {t2_ms})"),
+        ));
+    }
+    if t4_ms == 0 {
+        return Err(invalid("sip.timers.t4_ms", "must be at least 1"));
+    }
+
+    Ok(SipConfig {
+        domain,
+        listen,
+        max_message_size,
+        tcp_idle_timeout,
+        user_agent,
+        timers: SipTimers {
+            t1: Duration::from_millis(t1_ms),
+            t2: Duration::from_millis(t2_ms),
+            t4: Duration::from_millis(t4_ms),
+        },
+    })
+}
+
+fn registrar(raw: RawRegistrar) -> Result<RegistrarConfig, ConfigError> {
+    let min = at_least_one_u32(
+        "registrar.min_expires",
+        raw.min_expires.unwrap_or(DEFAULT_MIN_EXPIRES),
+    )?;
+    let max = raw.max_expires.unwrap_or(DEFAULT_MAX_EXPIRES);
+    if min > max {
+        return Err(invalid(
+            "registrar.min_expires",
+            format!("must not exceed registrar.max_expires ({min} > {max})"),
+        ));
+    }
+    let default = raw.default_expires.unwrap_or(DEFAULT_DEFAULT_EXPIRES);
+    if !(min..=max).contains(&default) {
+        return Err(invalid(
+            "registrar.default_expires",
+            format!(
+                "must be between registrar.min_expires ({min}) and registrar.max_expires ({max}), got {default}"
+            ),
+        ));
+    }
+    let max_contacts = at_least_one_u32(
+        "registrar.max_contacts_per_agent",
+        raw.max_contacts_per_agent.unwrap_or(DEFAULT_MAX_CONTACTS),
+    )?;
+    let qualify_secs = raw
+        .qualify_interval_secs
+        .unwrap_or(DEFAULT_QUALIFY_INTERVAL_SECS);
+    let qualify_failures = at_least_one_u32(
+        "registrar.qualify_failures",
+        raw.qualify_failures.unwrap_or(DEFAULT_QUALIFY_FAILURES),
+    )?;
+    Ok(RegistrarConfig {
+        min_expires: Duration::from_secs(min.into()),
+        max_expires: Duration::from_secs(max.into()),
+        default_expires: Duration::from_secs(default.into()),
+        max_contacts_per_agent: usize::try_from(max_contacts).map_err(|_| {
+            invalid(
+                "registrar.max_contacts_per_agent",
+                "does not fit this platform",
+            )
+        })?,
+        qualify_interval: (qualify_secs > 0).then(|| Duration::from_secs(qualify_secs)),
+        qualify_failures,
+    })
+}
+
+fn auth(raw: RawAuth, domain: &str) -> Result<AuthConfig, ConfigError> {
+    let realm = raw.realm.unwrap_or_else(|| domain.to_owned());
+    non_empty_text("auth.realm", &realm)?;
+    // The realm is sent as a quoted-string (RFC 3261 §25.1); refusing quotes
+    // and backslashes means it never needs escaping and hashes identically on
+    // both sides.
+    if realm.contains(['"', '\\']) {
+        return Err(invalid(
+            "auth.realm",
+            "must not contain '\"' or '\\' (it is sent as a quoted string)",
+        ));
+    }
+
+    let algorithms = raw
+        .algorithms
+        .unwrap_or_else(|| DEFAULT_ALGORITHMS.to_vec());
+    if algorithms.is_empty() {
+        return Err(invalid(
+            "auth.algorithms",
+            "must list at least one algorithm",
+        ));
+    }
+    for (i, alg) in algorithms.iter().enumerate() {
+        if algorithms[..i].contains(alg) {
+            return Err(invalid(
+                format!("auth.algorithms[{i}]"),
+                format!("{alg} is listed twice"),
+            ));
+        }
+    }
+
+    Ok(AuthConfig {
+        realm,
+        algorithms,
+        nonce_ttl: at_least_one_sec(
+            "auth.nonce_ttl_secs",
+            raw.nonce_ttl_secs.unwrap_or(DEFAULT_NONCE_TTL_SECS),
+        )?,
+        max_failures: at_least_one_u32(
+            "auth.max_failures",
+            raw.max_failures.unwrap_or(DEFAULT_MAX_FAILURES),
+        )?,
+        failure_window: at_least_one_sec(
+            "auth.failure_window_secs",
+            raw.failure_window_secs
+                .unwrap_or(DEFAULT_FAILURE_WINDOW_SECS),
+        )?,
+        block_duration: at_least_one_sec(
+            "auth.block_secs",
+            raw.block_secs.unwrap_or(DEFAULT_BLOCK_SECS),
+        )?,
+    })
+}
+
+fn storage(raw: RawStorage) -> Result<StorageConfig, ConfigError> {
+    let path = raw.path.unwrap_or_else(|| DEFAULT_STORAGE_PATH.to_owned());
+    if path.is_empty() {
+        return Err(invalid("storage.path", "must not be empty"));
+    }
+    Ok(StorageConfig {
+        path: PathBuf::from(path),
+    })
+}
+
+fn agents(raw: Vec<RawAgent>) -> Result<Vec<Agent>, ConfigError> {
+    let mut seen: HashMap<AgentId, usize> = HashMap::new();
+    let mut agents = Vec::with_capacity(raw.len());
+    for (i, a) in raw.into_iter().enumerate() {
+        let id: AgentId = parse(&format!("agents[{i}].id"), &a.id)?;
+        if let Some(first) = seen.insert(id.clone(), i) {
+            return Err(invalid(
+                format!("agents[{i}].id"),
+                format!("{id} is already used by agents[{first}]"),
+            ));
+        }
+        if a.password.is_empty() {
+            return Err(invalid(
+                format!("agents[{i}].password"),
+                "must not be empty",
+            ));
+        }
+        if let Some(name) = &a.display_name {
+            no_control_chars(&format!("agents[{i}].display_name"), name)?;
+        }
+        let dial_permissions = a
+            .dial_permissions
+            .unwrap_or_else(|| vec![DialPermission::Internal]);
+        for (j, p) in dial_permissions.iter().enumerate() {
+            if dial_permissions[..j].contains(p) {
+                return Err(invalid(
+                    format!("agents[{i}].dial_permissions[{j}]"),
+                    "listed twice",
+                ));
+            }
+        }
+        agents.push(Agent {
+            id,
+            password: Secret::new(a.password),
+            display_name: a.display_name,
+            dial_permissions,
+        });
+    }
+    Ok(agents)
+}
+
+fn trunks(raw: Vec<RawTrunk>) -> Result<Vec<Trunk>, ConfigError> {
+    let mut names: HashMap<TrunkName, usize> = HashMap::new();
+    // A DID delivered by two trunks would make outbound caller-id and
+    // inbound attribution ambiguous.
+    let mut dids: HashMap<Did, String> = HashMap::new();
+    let mut trunks = Vec::with_capacity(raw.len());
+    for (i, t) in raw.into_iter().enumerate() {
+        let name: TrunkName = parse(&format!("trunks[{i}].name"), &t.name)?;
+        if let Some(first) = names.insert(name.clone(), i) {
+            return Err(invalid(
+                format!("trunks[{i}].name"),
+                format!("{name} is already used by trunks[{first}]"),
+            ));
+        }
+        let peer_key = format!("trunks[{i}].peer");
+        if t.peer.ip().is_unspecified() {
+            return Err(invalid(
+                peer_key,
+                "must be a concrete address, not 0.0.0.0 or ::",
+            ));
+        }
+        if t.peer.port() == 0 {
+            return Err(invalid(peer_key, "port must not be 0"));
+        }
+        let transport = t.transport.unwrap_or(Transport::Udp);
+
+        let sources = match t.sources {
+            None => vec![IpNetwork::host(t.peer.ip())],
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .map(|(j, s)| parse(&format!("trunks[{i}].sources[{j}]"), s))
+                .collect::<Result<_, _>>()?,
+        };
+
+        let mut trunk_dids = Vec::new();
+        for (j, text) in t.dids.unwrap_or_default().iter().enumerate() {
+            let key = format!("trunks[{i}].dids[{j}]");
+            let did: Did = parse(&key, text)?;
+            if let Some(owner) = dids.insert(did.clone(), format!("trunks[{i}] ({name})")) {
+                return Err(invalid(
+                    key,
+                    format!("{did} is already assigned to {owner}"),
+                ));
+            }
+            trunk_dids.push(did);
+        }
+
+        let caller_id = t
+            .caller_id
+            .as_deref()
+            .map(|c| parse(&format!("trunks[{i}].caller_id"), c))
+            .transpose()?;
+
+        let register = t
+            .register
+            .map(|r| trunk_register(i, r, t.peer, transport))
+            .transpose()?;
+
+        trunks.push(Trunk {
+            name,
+            peer: t.peer,
+            transport,
+            sources,
+            dids: trunk_dids,
+            caller_id,
+            register,
+        });
+    }
+    Ok(trunks)
+}
+
+fn trunk_register(
+    i: usize,
+    raw: RawTrunkRegister,
+    peer: SocketAddr,
+    transport: Transport,
+) -> Result<TrunkRegistration, ConfigError> {
+    let prefix = format!("trunks[{i}].register");
+    non_empty_text(&format!("{prefix}.username"), &raw.username)?;
+    if raw.password.is_empty() {
+        return Err(invalid(format!("{prefix}.password"), "must not be empty"));
+    }
+    let registrar = match raw.registrar {
+        Some(uri) => {
+            let key = format!("{prefix}.registrar");
+            check_sip_uri(&key, &uri)?;
+            uri
+        }
+        // SocketAddr's Display brackets IPv6 hosts, as RFC 3261 §19.1.1 wants.
+        None => match transport {
+            Transport::Udp => format!("sip:{peer}"),
+            Transport::Tcp => format!("sip:{peer};transport=tcp"),
+        },
+    };
+    let expires = raw.expires_secs.unwrap_or(DEFAULT_REGISTER_EXPIRES_SECS);
+    if expires == 0 {
+        return Err(invalid(
+            format!("{prefix}.expires_secs"),
+            "must be at least 1",
+        ));
+    }
+    let auth_username = match raw.auth_username {
+        Some(name) => {
+            non_empty_text(&format!("{prefix}.auth_username"), &name)?;
+            name
+        }
+        None => raw.username.clone(),
+    };
+    Ok(TrunkRegistration {
+        username: raw.username,
+        password: Secret::new(raw.password),
+        registrar,
+        expires: Duration::from_secs(expires.into()),
+        auth_username,
+    })
+}
+
+/// A light check of a SIP URI (RFC 3261 §19.1.1): scheme `sip` or `sips` and
+/// a non-empty rest without whitespace. Full parsing belongs to the SIP core.
+fn check_sip_uri(key: &str, uri: &str) -> Result<(), ConfigError> {
+    let rest = uri
+        .split_once(':')
+        .filter(|(scheme, _)| {
+            scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")
+        })
+        .map(|(_, rest)| rest);
+    match rest {
+        Some(rest)
+            if !rest.is_empty() && !rest.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            Ok(())
+        }
+        _ => Err(invalid(
+            key,
+            format!("{uri:?} is not a SIP URI such as \"sip:192.0.2.10:5060\""),
+        )),
+    }
+}
+
+fn queues(raw: Vec<RawQueue>, agents: &[Agent]) -> Result<Vec<Queue>, ConfigError> {
+    let mut names: HashMap<QueueName, usize> = HashMap::new();
+    let mut extensions: HashMap<Extension, usize> = HashMap::new();
+    let mut dids: HashMap<Did, String> = HashMap::new();
+    let mut queues = Vec::with_capacity(raw.len());
+    for (i, q) in raw.into_iter().enumerate() {
+        let name: QueueName = parse(&format!("queues[{i}].name"), &q.name)?;
+        if let Some(first) = names.insert(name.clone(), i) {
+            return Err(invalid(
+                format!("queues[{i}].name"),
+                format!("{name} is already used by queues[{first}]"),
+            ));
+        }
+
+        let extension = match &q.extension {
+            None => None,
+            Some(text) => {
+                let key = format!("queues[{i}].extension");
+                let ext: Extension = parse(&key, text)?;
+                // Agents and queue extensions are dialled the same way, so
+                // one number must not mean both.
+                if let Some(j) = agents.iter().position(|a| a.id.as_str() == ext.as_str()) {
+                    return Err(invalid(
+                        key,
+                        format!("{ext} collides with the id of agents[{j}]"),
+                    ));
+                }
+                if let Some(first) = extensions.insert(ext.clone(), i) {
+                    return Err(invalid(
+                        key,
+                        format!("{ext} is already assigned to queues[{first}]"),
+                    ));
+                }
+                Some(ext)
+            }
+        };
+
+        let mut queue_dids = Vec::new();
+        for (j, text) in q.dids.unwrap_or_default().iter().enumerate() {
+            let key = format!("queues[{i}].dids[{j}]");
+            let did: Did = parse(&key, text)?;
+            if let Some(owner) = dids.insert(did.clone(), format!("queues[{i}] ({name})")) {
+                return Err(invalid(
+                    key,
+                    format!("{did} is already assigned to {owner}"),
+                ));
+            }
+            queue_dids.push(did);
+        }
+
+        let mut members: Vec<AgentId> = Vec::new();
+        for (j, text) in q.agents.unwrap_or_default().iter().enumerate() {
+            let key = format!("queues[{i}].agents[{j}]");
+            let id: AgentId = parse(&key, text)?;
+            if !agents.iter().any(|a| a.id == id) {
+                return Err(invalid(
+                    key,
+                    format!("unknown agent {id}: no [[agents]] entry has this id"),
+                ));
+            }
+            if members.contains(&id) {
+                return Err(invalid(key, format!("agent {id} is listed twice")));
+            }
+            members.push(id);
+        }
+
+        queues.push(Queue {
+            name,
+            extension,
+            dids: queue_dids,
+            agents: members,
+        });
+    }
+    Ok(queues)
+}
+
+/// Whether binding both addresses would fail with "address in use": same
+/// port (other than 0, which picks a free one) and the same IP or a wildcard
+/// of the same family.
+fn bind_conflict(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+fn api(raw: RawApi, agents: &[Agent], sip: &SipConfig) -> Result<ApiConfig, ConfigError> {
+    let listen = raw.listen.unwrap_or(DEFAULT_API_ADDR);
+    if let Some(i) = sip
+        .listen
+        .iter()
+        .position(|l| l.transport == Transport::Tcp && bind_conflict(l.address, listen))
+    {
+        return Err(invalid(
+            "api.listen",
+            format!(
+                "{listen} conflicts with sip.listen[{i}] (tcp {})",
+                sip.listen[i].address
+            ),
+        ));
+    }
+
+    let mut tokens: Vec<ApiToken> = Vec::with_capacity(raw.tokens.len());
+    for (i, t) in raw.tokens.into_iter().enumerate() {
+        let prefix = format!("api.tokens[{i}]");
+        non_empty_text(&format!("{prefix}.token"), &t.token)?;
+        // The token itself is a secret: name the other entry, never the value.
+        if let Some(first) = tokens.iter().position(|o| o.token.expose() == t.token) {
+            return Err(invalid(
+                format!("{prefix}.token"),
+                format!("same token as api.tokens[{first}]"),
+            ));
+        }
+        let role = match (t.role, t.agent) {
+            (ApiRoleName::Agent, None) => {
+                return Err(invalid(
+                    format!("{prefix}.agent"),
+                    "required when role = \"agent\"",
+                ))
+            }
+            (ApiRoleName::Agent, Some(agent)) => {
+                let key = format!("{prefix}.agent");
+                let id: AgentId = parse(&key, &agent)?;
+                if !agents.iter().any(|a| a.id == id) {
+                    return Err(invalid(
+                        key,
+                        format!("unknown agent {id}: no [[agents]] entry has this id"),
+                    ));
+                }
+                ApiRole::Agent(id)
+            }
+            (_, Some(_)) => {
+                return Err(invalid(
+                    format!("{prefix}.agent"),
+                    "only allowed when role = \"agent\"",
+                ))
+            }
+            (ApiRoleName::Admin, None) => ApiRole::Admin,
+            (ApiRoleName::Supervisor, None) => ApiRole::Supervisor,
+            (ApiRoleName::Qa, None) => ApiRole::Qa,
+        };
+        tokens.push(ApiToken {
+            token: Secret::new(t.token),
+            role,
+        });
+    }
+    Ok(ApiConfig { listen, tokens })
+}
