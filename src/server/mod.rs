@@ -1,23 +1,187 @@
-//! The network runtime.
+//! The process: binds the sockets, restores state from the store, and runs
+//! the SIP endpoint on one task that owns it. Tokio tasks here only own
+//! sockets and timers and pump the sans-IO cores.
 
-// TEMPORARY: replaced by the network runtime on merge
+mod persist;
 
-use crate::config::Config;
+use std::time::{Instant, SystemTime};
 
-/// Why the server stopped with an error.
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::config::{self, Config};
+use crate::net::{ListenSpec, NetError, NetEvent, NetLimits, Network, Outbound};
+use crate::sip::endpoint::{Endpoint, EndpointConfig, Input, Output};
+use crate::sip::flow::Flow;
+use crate::sip::transport::Transport;
+use crate::storage::{BindingWriter, StorageError, Store};
+
+/// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// A socket or signal operation failed.
+    #[error("network: {0}")]
+    Net(#[from] NetError),
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Runs until Ctrl-C. The placeholder opens no sockets.
+fn transport(t: config::Transport) -> Transport {
+    match t {
+        config::Transport::Udp => Transport::Udp,
+        config::Transport::Tcp => Transport::Tcp,
+    }
+}
+
+/// Runs the gateway until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), ServerError> {
-    tracing::warn!(
-        domain = %config.sip.domain,
-        "placeholder server: no sockets are opened; press Ctrl-C to stop"
-    );
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = shutdown_tx.send(true);
+    });
+    run_until(config, shutdown_rx).await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the gateway until `shutdown` becomes true.
+pub async fn run_until(config: Config, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Result<(), ServerError> {
+    let store = Store::open(&config.storage.path)?;
+    let stored = store.load_bindings(SystemTime::now())?;
+    let (writer, writer_handle) = store.spawn_writer();
+
+    let specs: Vec<ListenSpec> = config
+        .sip
+        .listen
+        .iter()
+        .map(|l| ListenSpec {
+            transport: transport(l.transport),
+            address: l.address,
+        })
+        .collect();
+    let limits = NetLimits {
+        max_message_size: config.sip.max_message_size,
+        tcp_idle_timeout: config.sip.tcp_idle_timeout,
+        ..NetLimits::default()
+    };
+    let (network, events) = Network::bind(&specs, limits).await?;
+    for (t, addr) in network.local_addrs() {
+        info!(transport = %t, %addr, "listening");
+    }
+
+    let now = Instant::now();
+    let mut endpoint = Endpoint::new(EndpointConfig::from_config(&config), now);
+    let restored = persist::restore(endpoint.registrar_mut(), now, SystemTime::now(), stored);
+    info!(bindings = restored, "registrations restored");
+
+    let result = pump(&mut endpoint, &network, events, &writer, &mut shutdown).await;
+
+    info!("shutting down");
+    network.shutdown().await;
+    if let Err(e) = writer_handle.close() {
+        warn!(error = %e, "flushing the store at shutdown failed");
+    }
+    result
+}
+
+/// The endpoint's task: feeds it network events and timeouts, and carries
+/// out what it asks for.
+async fn pump(
+    endpoint: &mut Endpoint,
+    network: &Network,
+    mut events: mpsc::Receiver<NetEvent>,
+    writer: &BindingWriter,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ServerError> {
+    loop {
+        let deadline = endpoint.poll_timeout();
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { return Ok(()) };
+                let (now, wall) = (Instant::now(), SystemTime::now());
+                handle_event(endpoint, now, wall, event);
+                // Drain what else is queued before sleeping again: one wake-up
+                // serves a burst.
+                while let Ok(event) = events.try_recv() {
+                    handle_event(endpoint, now, wall, event);
+                    flush(endpoint, network, writer);
+                }
+            }
+            () = sleep_until(deadline) => {
+                endpoint.handle_timeout(Instant::now(), SystemTime::now());
+            }
+            _ = shutdown.changed() => {
+                endpoint.handle_timeout(Instant::now(), SystemTime::now());
+                flush(endpoint, network, writer);
+                return Ok(());
+            }
+        }
+        flush(endpoint, network, writer);
+    }
+}
+
+fn handle_event(endpoint: &mut Endpoint, now: Instant, wall: SystemTime, event: NetEvent) {
+    let flow_of = |i: &crate::net::Inbound| Flow {
+        transport: i.transport,
+        local: i.local,
+        remote: i.remote,
+        connection: i.connection,
+    };
+    match event {
+        NetEvent::Message(inbound) => {
+            let flow = flow_of(&inbound);
+            endpoint.handle_input(now, wall, Input::Message { flow, data: inbound.data });
+        }
+        NetEvent::Oversized { inbound } => {
+            let flow = flow_of(&inbound);
+            endpoint.handle_input(now, wall, Input::Oversized { flow, head: inbound.data });
+        }
+        NetEvent::SendFailed { destination, error, .. } => {
+            warn!(%destination, %error, "send failed");
+        }
+        NetEvent::ConnectionClosed { .. } => {}
+    }
+}
+
+fn flush(endpoint: &mut Endpoint, network: &Network, writer: &BindingWriter) {
+    while let Some(output) = endpoint.poll_output() {
+        match output {
+            Output::Transmit { flow, data } => network.send(Outbound {
+                transport: flow.transport,
+                destination: flow.remote,
+                connection: flow.connection,
+                data,
+            }),
+            Output::Registrar(event) => persist::apply(writer, event),
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
 }

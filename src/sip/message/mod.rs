@@ -2,6 +2,7 @@
 //!
 //! Our own parser rather than `rsip`: see docs/adr/0001-sip-parser.md.
 
+mod date;
 mod error;
 pub mod fuzz;
 mod header;
@@ -17,6 +18,7 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 
+pub use date::http_date;
 pub use error::{ParseError, ParseErrorKind, RawHead, SyntaxError};
 pub use header::{CSeq, CallId, Contacts, Header, HeaderName, Headers};
 pub use method::Method;

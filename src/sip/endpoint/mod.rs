@@ -1,0 +1,326 @@
+//! The gateway's SIP endpoint: the transaction user core of a back-to-back
+//! user agent. It owns the transaction layer, the registrar and digest
+//! authentication, decides the answer to every request, and tells the
+//! runtime what to transmit and when to wake it. Sans-IO: it is driven with
+//! `(now, input)` and never touches a socket or a clock.
+
+mod ids;
+mod qualify;
+mod register;
+mod requests;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+
+use super::auth::{DigestVerifier, FailureLimiter, UserSecret};
+use super::flow::Flow;
+use super::message::{parse, reason_phrase, Message, Request};
+use super::registrar::{Registrar, RegistrarConfig, RegistrarEvent};
+use super::transaction::{ClientTxId, TimerConfig, TransactionLayer, TxEvent};
+use super::transport::Transport;
+use ids::IdGenerator;
+
+/// What the endpoint needs from the configuration, in its own terms.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub domain: String,
+    pub user_agent: String,
+    pub timers: TimerConfig,
+    pub registrar: RegistrarConfig,
+    pub realm: String,
+    pub algorithms: Vec<super::auth::Algorithm>,
+    pub nonce_ttl: std::time::Duration,
+    pub max_failures: u32,
+    pub failure_window: std::time::Duration,
+    pub block: std::time::Duration,
+    /// `(agent id, password)`.
+    pub agents: Vec<(String, String)>,
+    /// Extensions and DIDs we know (queues, agents): calls to them are
+    /// answered 480 until call handling exists; others get 404.
+    pub known_targets: Vec<String>,
+    /// Trunk peers: requests from these exact addresses are the carrier's.
+    pub trunk_peers: Vec<SocketAddr>,
+}
+
+impl EndpointConfig {
+    pub fn from_config(config: &Config) -> Self {
+        let mut known_targets: Vec<String> = config.agents.iter().map(|a| a.id.to_string()).collect();
+        for q in &config.queues {
+            known_targets.extend(q.extension.iter().map(ToString::to_string));
+            known_targets.extend(q.dids.iter().map(ToString::to_string));
+        }
+        for t in &config.trunks {
+            known_targets.extend(t.dids.iter().map(ToString::to_string));
+        }
+        let secs = |d: std::time::Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+        EndpointConfig {
+            domain: config.sip.domain.clone(),
+            user_agent: config.sip.user_agent.clone(),
+            timers: TimerConfig {
+                t1: config.sip.timers.t1,
+                t2: config.sip.timers.t2,
+                t4: config.sip.timers.t4,
+            },
+            registrar: RegistrarConfig {
+                min_expires: secs(config.registrar.min_expires),
+                max_expires: secs(config.registrar.max_expires),
+                default_expires: secs(config.registrar.default_expires),
+                max_contacts: config.registrar.max_contacts_per_agent,
+                qualify_interval: config.registrar.qualify_interval,
+                qualify_failures: config.registrar.qualify_failures,
+            },
+            realm: config.auth.realm.clone(),
+            algorithms: config.auth.algorithms.iter().map(|a| a.as_str().parse()).filter_map(Result::ok).collect(),
+            nonce_ttl: config.auth.nonce_ttl,
+            max_failures: config.auth.max_failures,
+            failure_window: config.auth.failure_window,
+            block: config.auth.block_duration,
+            agents: config
+                .agents
+                .iter()
+                .map(|a| (a.id.to_string(), a.password.expose().to_owned()))
+                .collect(),
+            known_targets,
+            trunk_peers: config.trunks.iter().map(|t| t.peer).collect(),
+        }
+    }
+}
+
+/// Something that happened on the network.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A datagram or a framed stream message.
+    Message { flow: Flow, data: Bytes },
+    /// A message over the size limit; `head` is its header block if known.
+    Oversized { flow: Flow, head: Bytes },
+}
+
+/// Something for the runtime to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Transmit { flow: Flow, data: Bytes },
+    /// A registration changed: persist or log it.
+    Registrar(RegistrarEvent),
+}
+
+/// What a pending client transaction was for.
+#[derive(Debug, Clone)]
+enum ClientPurpose {
+    Qualify { aor: String, contact: String },
+}
+
+pub struct Endpoint {
+    config: EndpointConfig,
+    tx: TransactionLayer<Flow>,
+    registrar: Registrar,
+    verifier: DigestVerifier,
+    limiter: FailureLimiter,
+    users: HashMap<String, UserSecret>,
+    ids: IdGenerator,
+    clients: HashMap<ClientTxId, ClientPurpose>,
+    outputs: VecDeque<Output>,
+}
+
+impl Endpoint {
+    pub fn new(config: EndpointConfig, now: Instant) -> Self {
+        let users = config
+            .agents
+            .iter()
+            .map(|(id, password)| (id.clone(), UserSecret::new(id, &config.realm, password)))
+            .collect();
+        Endpoint {
+            tx: TransactionLayer::new(config.timers.clone()),
+            registrar: Registrar::new(config.registrar.clone()),
+            verifier: DigestVerifier::new(config.realm.clone(), config.algorithms.clone(), config.nonce_ttl, now),
+            limiter: FailureLimiter::new(config.max_failures, config.failure_window, config.block, 100_000),
+            users,
+            ids: IdGenerator::new(),
+            clients: HashMap::new(),
+            outputs: VecDeque::new(),
+            config,
+        }
+    }
+
+    pub fn registrar(&self) -> &Registrar {
+        &self.registrar
+    }
+
+    pub fn registrar_mut(&mut self) -> &mut Registrar {
+        &mut self.registrar
+    }
+
+    pub fn handle_input(&mut self, now: Instant, wall: SystemTime, input: Input) {
+        match input {
+            Input::Message { flow, data } => self.handle_message(now, wall, flow, &data),
+            Input::Oversized { flow, head } => self.handle_oversized(flow, &head),
+        }
+        self.pump(now, wall);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant, wall: SystemTime) {
+        self.tx.handle_timeout(now);
+        for probe in self.registrar.handle_timeout(now) {
+            self.send_qualify(now, probe);
+        }
+        self.pump(now, wall);
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.tx.poll_timeout(), self.registrar.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn handle_message(&mut self, now: Instant, wall: SystemTime, flow: Flow, data: &[u8]) {
+        match parse(data) {
+            Ok(Message::Request(mut request)) => {
+                let reply_to = stamp_via(&mut request, &flow);
+                let reliable = reply_to.is_reliable();
+                self.tx.receive_request(now, request, reply_to, reliable);
+            }
+            Ok(Message::Response(response)) => self.tx.receive_response(now, response),
+            Err(error) => {
+                debug!(remote = %flow.remote, %error, "unparseable message");
+                if let Some(head) = &error.answerable {
+                    let status = error.status();
+                    let warning = format!("399 {} \"{}\"", self.config.domain, error.kind.to_string().replace('"', "'"));
+                    let data = head.response_bytes(
+                        status,
+                        reason_phrase(status),
+                        &[("Server", &self.config.user_agent), ("Warning", &warning)],
+                    );
+                    self.outputs.push_back(Output::Transmit { flow, data: data.into() });
+                }
+            }
+        }
+        let _ = wall;
+    }
+
+    /// RFC 3261 §18.1.1 / §18.3: a message over the limit is answered 513
+    /// when its header block can be read.
+    fn handle_oversized(&mut self, flow: Flow, head: &[u8]) {
+        let answerable = match parse(head) {
+            Ok(Message::Request(r)) => Some(r.response(513, Some(&self.ids.tag())).to_bytes()),
+            Err(e) => e
+                .answerable
+                .map(|h| h.response_bytes(513, reason_phrase(513), &[("Server", &self.config.user_agent)])),
+            Ok(Message::Response(_)) => None,
+        };
+        match answerable {
+            Some(data) => self.outputs.push_back(Output::Transmit { flow, data: data.into() }),
+            None => debug!(remote = %flow.remote, "oversized message dropped"),
+        }
+    }
+
+    /// Drains the transaction layer and the registrar into outputs.
+    fn pump(&mut self, now: Instant, wall: SystemTime) {
+        while let Some(event) = self.tx.poll_event() {
+            self.on_tx_event(now, wall, event);
+        }
+        while let Some(t) = self.tx.poll_transmit() {
+            self.outputs.push_back(Output::Transmit { flow: t.dest, data: t.data });
+        }
+        while let Some(event) = self.registrar.poll_event() {
+            match &event {
+                RegistrarEvent::Updated { aor, binding } => {
+                    debug!(%aor, contact = %binding.key, "binding updated")
+                }
+                RegistrarEvent::Removed { aor, contact } => info!(%aor, %contact, "binding removed"),
+                RegistrarEvent::Reachability { aor, contact, reachable: true } => {
+                    info!(%aor, %contact, "contact reachable again")
+                }
+                RegistrarEvent::Reachability { aor, contact, reachable: false } => {
+                    warn!(%aor, %contact, "contact unreachable (qualify)")
+                }
+            }
+            self.outputs.push_back(Output::Registrar(event));
+        }
+    }
+
+    fn on_tx_event(&mut self, now: Instant, wall: SystemTime, event: TxEvent<Flow>) {
+        match event {
+            TxEvent::Request { tx, request, source } => {
+                let response = self.answer(now, wall, &request, &source);
+                if let Err(e) = self.tx.respond(now, tx, response) {
+                    warn!(error = %e, "response to a finished transaction");
+                }
+            }
+            TxEvent::Cancel { tx, request, target, .. } => {
+                // Every INVITE is answered at once today, so a CANCEL finds
+                // nothing left to cancel (RFC 3261 §9.2: 481).
+                let status = if target.is_some() { 200 } else { 481 };
+                let response = self.reply(&request, status);
+                if let Err(e) = self.tx.respond(now, tx, response) {
+                    warn!(error = %e, "response to a finished transaction");
+                }
+            }
+            TxEvent::Response { tx, response } => {
+                if response.status >= 200 {
+                    self.client_done(tx, true);
+                }
+            }
+            TxEvent::Timeout { tx } | TxEvent::TransportError { tx: super::transaction::TxId::Client(tx) } => {
+                self.client_done(tx, false)
+            }
+            _ => {}
+        }
+    }
+
+    fn client_done(&mut self, tx: ClientTxId, answered: bool) {
+        match self.clients.remove(&tx) {
+            Some(ClientPurpose::Qualify { aor, contact }) => self.registrar.qualify_result(&aor, &contact, answered),
+            None => {}
+        }
+    }
+
+    /// Our address for Via and Contact on a flow (the listening socket's,
+    /// or the domain when bound to a wildcard address).
+    fn local_host(&self, flow: &Flow) -> String {
+        if flow.local.ip().is_unspecified() {
+            self.config.domain.clone()
+        } else {
+            super::message::Host::from(flow.local.ip()).to_string()
+        }
+    }
+
+    pub fn transport_of(flow: &Flow) -> Transport {
+        flow.transport
+    }
+}
+
+/// RFC 3261 §18.2.1 and RFC 3581 §4: records where a request really came
+/// from in its top Via, and returns the flow its responses go to (§18.2.2:
+/// the same connection on streams; on UDP the source address when `rport`
+/// was asked for, else the source IP with the sent-by port).
+fn stamp_via(request: &mut Request, flow: &Flow) -> Flow {
+    let Some(via) = request.headers.via.first_mut() else {
+        return flow.clone();
+    };
+    let source_ip = flow.remote.ip();
+    let rport_asked = via.rport().is_some();
+    if via.host.ip() != Some(source_ip) || rport_asked {
+        via.params.set("received", Some(source_ip.to_string()));
+    }
+    if rport_asked {
+        via.params.set("rport", Some(flow.remote.port().to_string()));
+        return flow.clone();
+    }
+    if flow.transport.is_reliable() {
+        return flow.clone();
+    }
+    let port = via.port.unwrap_or(flow.transport.default_port());
+    flow.towards(SocketAddr::new(source_ip, port))
+}

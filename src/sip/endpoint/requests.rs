@@ -1,0 +1,112 @@
+//! The answer to each request outside a dialog: checks common to all
+//! methods (RFC 3261 §8.2), then one handler per method.
+
+use std::time::{Instant, SystemTime};
+
+use super::super::flow::Flow;
+use super::super::message::{HeaderName, Method, Request, Response, Uri};
+use super::Endpoint;
+
+/// Methods we implement, for Allow (RFC 3261 §20.5).
+pub(super) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO";
+
+/// What we accept as a body (RFC 3261 §8.2.3).
+const ACCEPT: &str = "application/sdp";
+
+impl Endpoint {
+    /// A response with our To tag and Server header.
+    pub(super) fn reply(&mut self, request: &Request, status: u16) -> Response {
+        let tag = (status > 100).then(|| self.ids.tag());
+        let mut response = request.response(status, tag.as_deref());
+        response
+            .headers
+            .push(HeaderName::Server, self.config.user_agent.clone());
+        response
+    }
+
+    /// Decides the final response to a request outside any transaction state.
+    pub(super) fn answer(&mut self, now: Instant, wall: SystemTime, request: &Request, source: &Flow) -> Response {
+        // RFC 3261 §8.2.2.1: we serve SIP and SIPS URIs only.
+        if !matches!(request.uri, Uri::Sip(_)) {
+            return self.reply(request, 416);
+        }
+        // RFC 3261 §8.2.2.3: we support no extension that can be required.
+        let unsupported: Vec<String> = request
+            .headers
+            .tokens(&HeaderName::Require)
+            .map(str::to_owned)
+            .collect();
+        if !unsupported.is_empty() && request.method != Method::Cancel {
+            let mut r = self.reply(request, 420);
+            r.headers.push(HeaderName::Unsupported, unsupported.join(", "));
+            return r;
+        }
+        // RFC 3261 §8.2.3: bodies we cannot read.
+        if !request.body.is_empty() && !self.acceptable_body(request) {
+            let mut r = self.reply(request, 415);
+            r.headers.push(HeaderName::Accept, ACCEPT);
+            return r;
+        }
+        // Dialogs (calls) arrive with the call-handling issue; until then a
+        // request inside a dialog belongs to none we know (§12.2.2).
+        if request.headers.to.tag().is_some() {
+            return self.reply(request, 481);
+        }
+        match &request.method {
+            Method::Register => self.register(now, wall, request, source),
+            Method::Options => {
+                let mut r = self.reply(request, 200);
+                r.headers.push(HeaderName::Allow, ALLOW);
+                r.headers.push(HeaderName::Accept, ACCEPT);
+                r
+            }
+            Method::Invite => self.invite(now, request, source),
+            Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Notify | Method::Refer => {
+                self.reply(request, 481)
+            }
+            Method::Ack | Method::Cancel => self.reply(request, 400),
+            Method::Subscribe | Method::Publish | Method::Message => {
+                let mut r = self.reply(request, 405);
+                r.headers.push(HeaderName::Allow, ALLOW);
+                r
+            }
+            Method::Extension(_) => {
+                let mut r = self.reply(request, 501);
+                r.headers.push(HeaderName::Allow, ALLOW);
+                r
+            }
+        }
+    }
+
+    fn acceptable_body(&self, request: &Request) -> bool {
+        let content_type = request.headers.get(&HeaderName::ContentType).unwrap_or("");
+        let media = content_type.split(';').next().unwrap_or("").trim();
+        media.eq_ignore_ascii_case(ACCEPT)
+    }
+
+    /// A request is the carrier's when it comes from a trunk peer's exact
+    /// address: agents share the loopback IP with the demo trunk, so the IP
+    /// alone would let them past authentication.
+    fn from_trunk(&self, source: &Flow) -> bool {
+        self.config.trunk_peers.contains(&source.remote)
+    }
+
+    /// Calls are not routed yet (the call-handling issue): a known target is
+    /// temporarily unavailable, an unknown one does not exist. Anything not
+    /// from a trunk must authenticate first, so that no one probes our
+    /// numbers or, later, our trunks for free.
+    fn invite(&mut self, now: Instant, request: &Request, source: &Flow) -> Response {
+        if !self.from_trunk(source) {
+            if let Err(response) = self.authenticate(now, request, source, true) {
+                return response;
+            }
+        }
+        let target = request.uri.as_sip().and_then(|u| u.user.as_deref()).unwrap_or("");
+        let status = if self.config.known_targets.iter().any(|t| t == target) {
+            480
+        } else {
+            404
+        };
+        self.reply(request, status)
+    }
+}
