@@ -5,13 +5,15 @@
 //! leave when their nonce expires, and when the table is full the oldest
 //! nonce (the one expiring first) is evicted.
 //!
-//! Evicting must not reopen a replay window, so the guard remembers the
-//! latest expiry it ever evicted (a single watermark). Because eviction goes
-//! oldest first, every forgotten nonce expires no later than the watermark;
-//! a nonce that is not tracked and expires at or before it may have been seen,
-//! so it is refused as [`ReplayError::Forgotten`] and the verifier answers
-//! `stale=TRUE`, which makes the client fetch a new nonce without re-prompting
-//! its user.
+//! Evicting must not reopen a replay window: an evicted nonce presented again
+//! must not look like a first use. Eviction goes oldest first, so a forgotten
+//! nonce never expires later than anything still tracked, and the guard
+//! remembers the latest expiry it ever evicted (a single watermark). An
+//! untracked nonce expiring at or before the watermark (e.g. a twin issued in
+//! the same second as an evicted one) or before everything in a full table
+//! may have been seen, so it is refused as [`ReplayError::Forgotten`]; the
+//! verifier answers `stale=TRUE`, which makes the client fetch a new nonce
+//! without re-prompting its user.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
@@ -282,6 +284,31 @@ mod tests {
             Err(ReplayError::Replayed { nc: 1, highest: 1 })
         );
         g.accept(t, second, second_exp, 2)?;
+        Ok(())
+    }
+
+    #[test]
+    fn evicted_nonce_stays_refused_even_beside_a_twin_of_the_same_second() -> Result<(), ReplayError>
+    {
+        // Nonces issued in the same second share an expiry, so the evicted
+        // one is not older than its twin still in the table; only the
+        // watermark tells that it may have been used before.
+        let t0 = Instant::now();
+        let mut ids = Ids::new(t0);
+        let (a, ea) = ids.at(t0).ok_or(ReplayError::Forgotten)?;
+        let (b, eb) = ids.at(t0).ok_or(ReplayError::Forgotten)?;
+        assert_eq!(ea, eb);
+        let t = t0 + Duration::from_secs(5);
+        let (c, ec) = ids.at(t).ok_or(ReplayError::Forgotten)?;
+        let mut g = ReplayGuard::new(2);
+        g.accept(t0, a, ea, 1)?;
+        g.accept(t0, b, eb, 1)?;
+        g.accept(t, c, ec, 1)?;
+        let evicted = if g.entries.contains_key(&a) { b } else { a };
+        assert!(!g.entries.contains_key(&evicted));
+        assert_eq!(g.accept(t, evicted, ea, 1), Err(ReplayError::Forgotten));
+        assert_eq!(g.accept(t, evicted, ea, 2), Err(ReplayError::Forgotten));
+        assert_eq!(g.len(), 2);
         Ok(())
     }
 
