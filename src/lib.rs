@@ -6,5 +6,6 @@
 //! runtime that owns sockets and timers and pumps the cores (`server`).
 
 pub mod config;
+pub mod net;
 pub mod sip;
 pub mod storage;

@@ -3,3 +3,4 @@
 //! wants to be woken.
 
 pub mod auth;
+pub mod transport;
