@@ -2,11 +2,13 @@
 //!
 //! The crate is split along the architecture drawn in `docs/architecture.md`:
 //! protocol cores that own no sockets and read no clock (`sip`), the
-//! configuration (`config`), the embedded store (`storage`) and the tokio
-//! runtime that owns sockets and timers and pumps the cores (`server`).
+//! configuration (`config`), the embedded store (`storage`), the tokio
+//! network layer that owns the sockets (`net`) and the process that pumps
+//! the cores (`server`).
 
 pub mod cli;
 pub mod config;
+pub mod net;
 pub mod server;
 pub mod sip;
 pub mod storage;

@@ -3,4 +3,9 @@
 //! wants to be woken.
 
 pub mod auth;
+pub mod endpoint;
+pub mod flow;
 pub mod message;
+pub mod registrar;
+pub mod transaction;
+pub mod transport;
