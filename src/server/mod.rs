@@ -23,6 +23,8 @@ pub enum ServerError {
     Net(#[from] NetError),
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    #[error("authentication settings: {0}")]
+    Auth(#[from] crate::sip::auth::ConfigError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -92,7 +94,7 @@ pub async fn run_until(config: Config, mut shutdown: tokio::sync::watch::Receive
     }
 
     let now = Instant::now();
-    let mut endpoint = Endpoint::new(EndpointConfig::from_config(&config), now);
+    let mut endpoint = Endpoint::new(EndpointConfig::from_config(&config), now)?;
     let restored = persist::restore(endpoint.registrar_mut(), now, SystemTime::now(), stored);
     info!(bindings = restored, "registrations restored");
 

@@ -20,13 +20,18 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 
-use super::auth::{DigestVerifier, FailureLimiter, UserSecret};
+use super::auth::{ConfigError as AuthConfigError, DigestVerifier, FailureLimiter, UserSecret, VerifierConfig};
 use super::flow::Flow;
-use super::message::{parse, reason_phrase, Message, Request};
+use super::message::{parse, reason_phrase, Host, Message, Request};
 use super::registrar::{Registrar, RegistrarConfig, RegistrarEvent};
 use super::transaction::{ClientTxId, TimerConfig, TransactionLayer, TxEvent};
-use super::transport::Transport;
 use ids::IdGenerator;
+
+/// Nonces whose counts we remember: a busy registrar's nonces in flight
+/// (each is used for one REGISTER refresh cycle).
+const REPLAY_CAPACITY: usize = 200_000;
+/// Sources the brute-force limiter tracks at once.
+const LIMITER_CAPACITY: usize = 100_000;
 
 /// What the endpoint needs from the configuration, in its own terms.
 #[derive(Debug, Clone)]
@@ -130,23 +135,35 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn new(config: EndpointConfig, now: Instant) -> Self {
+    /// Fails only when the authentication settings are unusable (the
+    /// configuration validation rules them out first).
+    pub fn new(config: EndpointConfig, now: Instant) -> Result<Self, AuthConfigError> {
+        let verifier = DigestVerifier::new(
+            VerifierConfig {
+                realm: config.realm.clone(),
+                algorithms: config.algorithms.clone(),
+                nonce_ttl: config.nonce_ttl,
+                key: None,
+                replay_capacity: REPLAY_CAPACITY,
+            },
+            now,
+        )?;
         let users = config
             .agents
             .iter()
             .map(|(id, password)| (id.clone(), UserSecret::new(id, &config.realm, password)))
             .collect();
-        Endpoint {
+        Ok(Endpoint {
             tx: TransactionLayer::new(config.timers.clone()),
             registrar: Registrar::new(config.registrar.clone()),
-            verifier: DigestVerifier::new(config.realm.clone(), config.algorithms.clone(), config.nonce_ttl, now),
-            limiter: FailureLimiter::new(config.max_failures, config.failure_window, config.block, 100_000),
+            verifier,
+            limiter: FailureLimiter::new(config.max_failures, config.failure_window, config.block, LIMITER_CAPACITY),
             users,
             ids: IdGenerator::new(),
             clients: HashMap::new(),
             outputs: VecDeque::new(),
             config,
-        }
+        })
     }
 
     pub fn registrar(&self) -> &Registrar {
@@ -288,16 +305,14 @@ impl Endpoint {
 
     /// Our address for Via and Contact on a flow (the listening socket's,
     /// or the domain when bound to a wildcard address).
-    fn local_host(&self, flow: &Flow) -> String {
-        if flow.local.ip().is_unspecified() {
-            self.config.domain.clone()
-        } else {
-            super::message::Host::from(flow.local.ip()).to_string()
+    fn local_host(&self, flow: &Flow) -> Host {
+        if !flow.local.ip().is_unspecified() {
+            return Host::Ip(flow.local.ip());
         }
-    }
-
-    pub fn transport_of(flow: &Flow) -> Transport {
-        flow.transport
+        match self.config.domain.parse() {
+            Ok(ip) => Host::Ip(ip),
+            Err(_) => Host::Domain(self.config.domain.to_ascii_lowercase()),
+        }
     }
 }
 

@@ -14,19 +14,14 @@ impl Endpoint {
         let Ok(target) = probe.contact.parse::<Uri>() else {
             return;
         };
-        let host = self.local_host(&probe.flow);
-        let from_uri = SipUri::new(super::super::message::Host::Domain(self.config.domain.to_ascii_lowercase()))
-            .with_user("switchboard");
+        let via_host = self.local_host(&probe.flow);
+        let from_uri = SipUri::new(via_host.clone()).with_user("switchboard");
         let mut headers = Headers::new(
             NameAddr::new(from_uri.into()).with_tag(&self.ids.tag()),
             NameAddr::new(target.clone()),
             CallId::new(self.ids.call_id(&self.config.domain)),
             CSeq { seq: 1, method: Method::Options },
         );
-        let via_host = match host.parse::<std::net::IpAddr>() {
-            Ok(ip) => super::super::message::Host::Ip(ip),
-            Err(_) => super::super::message::Host::Domain(host),
-        };
         let mut via = Via::new(
             probe.flow.transport.as_str(),
             via_host,
