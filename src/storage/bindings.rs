@@ -1,7 +1,7 @@
 //! Registrar bindings as stored, and the backend-neutral coalescing of queued
 //! binding writes into one batch.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
@@ -71,15 +71,18 @@ pub(crate) struct AorChanges {
     /// `Some` when a `remove_aor` came in: delete every row of the AOR before
     /// applying `contacts` (which then only holds changes queued after it).
     pub(crate) clear: Option<Pending<()>>,
-    pub(crate) contacts: HashMap<String, Pending<ContactChange>>,
+    pub(crate) contacts: BTreeMap<String, Pending<ContactChange>>,
 }
 
 /// Queued binding writes coalesced so that committing the batch in one
 /// transaction leaves the database exactly as applying the ops one by one
 /// would, with at most one statement per key (plus one per cleared AOR).
+///
+/// Ordered maps so that the commit touches the table in key order: SQLite
+/// then walks its B-tree sequentially instead of jumping between pages.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
-    pub(crate) aors: HashMap<String, AorChanges>,
+    pub(crate) aors: BTreeMap<String, AorChanges>,
 }
 
 impl Batch {
@@ -111,7 +114,7 @@ impl Batch {
                     aor,
                     AorChanges {
                         clear: Some(Pending::new(())),
-                        contacts: HashMap::new(),
+                        contacts: BTreeMap::new(),
                     },
                 );
             }
@@ -174,6 +177,7 @@ pub(crate) mod tests {
 
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashMap;
     use std::net::{Ipv4Addr, SocketAddrV4};
     use std::time::{Duration, UNIX_EPOCH};
 
