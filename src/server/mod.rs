@@ -72,7 +72,7 @@ async fn wait_for_signal() {
 pub async fn run_until(config: Config, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Result<(), ServerError> {
     let store = Store::open(&config.storage.path)?;
     let stored = store.load_bindings(SystemTime::now())?;
-    let (writer, writer_handle) = store.spawn_writer();
+    let (writer, writer_handle) = store.spawn_writer()?;
 
     let specs: Vec<ListenSpec> = config
         .sip
