@@ -109,7 +109,10 @@ pub enum NetEvent {
         error: SendError,
     },
     /// A stream connection ended, for whatever reason.
-    ConnectionClosed { id: ConnectionId, remote: SocketAddr },
+    ConnectionClosed {
+        id: ConnectionId,
+        remote: SocketAddr,
+    },
 }
 
 /// Why an [`Outbound`] was not sent.
@@ -250,7 +253,12 @@ impl Network {
                 events_tx.clone(),
                 inner.stop.subscribe(),
             ));
-            inner.spawn(udp::backlog_loop(socket, backlog_rx, events_tx.clone(), inner.stop.subscribe()));
+            inner.spawn(udp::backlog_loop(
+                socket,
+                backlog_rx,
+                events_tx.clone(),
+                inner.stop.subscribe(),
+            ));
         }
         for (listener, local) in tcp_listeners {
             inner.spawn(tcp::accept_loop(Arc::clone(&inner), listener, local));
@@ -295,14 +303,21 @@ impl Network {
         lock(&inner.events).take();
         // The receive tasks hold the other references; the sockets close
         // when those end.
-        inner.udp.write().unwrap_or_else(PoisonError::into_inner).clear();
+        inner
+            .udp
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         if let Some(mut tasks) = tasks {
             let drained = tokio::time::timeout(FLUSH_TIMEOUT + Duration::from_secs(1), async {
                 while tasks.join_next().await.is_some() {}
             })
             .await;
             if drained.is_err() {
-                warn!(remaining = tasks.len(), "network tasks did not stop in time, aborting them");
+                warn!(
+                    remaining = tasks.len(),
+                    "network tasks did not stop in time, aborting them"
+                );
                 tasks.abort_all();
                 while tasks.join_next().await.is_some() {}
             }
@@ -372,7 +387,11 @@ fn report_now(events: &mpsc::Sender<NetEvent>, event: NetEvent) {
 }
 
 /// Delivers an event, waiting for room unless the network is stopping.
-async fn deliver(events: &mpsc::Sender<NetEvent>, stop: &mut watch::Receiver<bool>, event: NetEvent) {
+async fn deliver(
+    events: &mpsc::Sender<NetEvent>,
+    stop: &mut watch::Receiver<bool>,
+    event: NetEvent,
+) {
     if let Err(mpsc::error::TrySendError::Full(event)) = events.try_send(event) {
         tokio::select! {
             biased;
@@ -397,7 +416,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// IPv4-mapped IPv6 addresses are written as IPv4: our IPv6 sockets are
 /// IPv6-only, so the IPv4 socket is the one that can reach them.
 fn canonical(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            // Keeps the scope id a link-local address needs.
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
 }
 
 /// How well a local address suits sending to `destination`, without a
@@ -421,7 +447,10 @@ fn source_score(local: IpAddr, destination: IpAddr) -> Option<u32> {
 
 /// The best of `candidates` for `destination` by [`source_score`]; the
 /// first one wins ties.
-fn pick_source<T>(candidates: impl IntoIterator<Item = (IpAddr, T)>, destination: IpAddr) -> Option<T> {
+fn pick_source<T>(
+    candidates: impl IntoIterator<Item = (IpAddr, T)>,
+    destination: IpAddr,
+) -> Option<T> {
     let mut best: Option<(u32, T)> = None;
     for (ip, item) in candidates {
         if let Some(score) = source_score(ip, destination) {
@@ -444,7 +473,13 @@ mod tests {
 
     #[test]
     fn source_selection() {
-        let locals = [ip("0.0.0.0"), ip("10.0.0.1"), ip("192.168.1.1"), ip("127.0.0.1"), ip("::")];
+        let locals = [
+            ip("0.0.0.0"),
+            ip("10.0.0.1"),
+            ip("192.168.1.1"),
+            ip("127.0.0.1"),
+            ip("::"),
+        ];
         let pick = |d: &str| pick_source(locals.iter().map(|&l| (l, l)), ip(d));
         assert_eq!(pick("192.168.1.77"), Some(ip("192.168.1.1")));
         assert_eq!(pick("10.9.9.9"), Some(ip("10.0.0.1")));
@@ -452,17 +487,39 @@ mod tests {
         assert_eq!(pick("2001:db8::1"), Some(ip("::")));
 
         let loopback_only = [ip("127.0.0.1")];
-        assert_eq!(pick_source(loopback_only.iter().map(|&l| (l, l)), ip("192.0.2.1")), None);
-        assert_eq!(pick_source(loopback_only.iter().map(|&l| (l, l)), ip("::1")), None);
+        assert_eq!(
+            pick_source(loopback_only.iter().map(|&l| (l, l)), ip("192.0.2.1")),
+            None
+        );
+        assert_eq!(
+            pick_source(loopback_only.iter().map(|&l| (l, l)), ip("::1")),
+            None
+        );
         let wildcard_first = [ip("0.0.0.0"), ip("0.0.0.0")];
-        assert_eq!(pick_source(wildcard_first.iter().enumerate().map(|(i, &l)| (l, i)), ip("1.2.3.4")), Some(0));
+        assert_eq!(
+            pick_source(
+                wildcard_first.iter().enumerate().map(|(i, &l)| (l, i)),
+                ip("1.2.3.4")
+            ),
+            Some(0)
+        );
     }
 
     #[test]
     fn mapped_addresses_become_ipv4() {
         let a: SocketAddr = "[::ffff:192.0.2.1]:5060".parse().unwrap();
-        assert_eq!(canonical(a), "192.0.2.1:5060".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            canonical(a),
+            "192.0.2.1:5060".parse::<SocketAddr>().unwrap()
+        );
         let b: SocketAddr = "[2001:db8::1]:5060".parse().unwrap();
         assert_eq!(canonical(b), b);
+        let scoped = SocketAddr::V6(std::net::SocketAddrV6::new(
+            "fe80::1".parse().unwrap(),
+            5060,
+            0,
+            3,
+        ));
+        assert_eq!(canonical(scoped), scoped);
     }
 }

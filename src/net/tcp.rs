@@ -17,8 +17,8 @@ use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 use tracing::{debug, warn};
 
 use super::{
-    canonical, deliver, lock, pick_source, stopped, ConnectionId, Inbound, Inner, NetEvent, Outbound, SendError,
-    FLUSH_TIMEOUT,
+    canonical, deliver, lock, pick_source, stopped, ConnectionId, Inbound, Inner, NetEvent,
+    Outbound, SendError, FLUSH_TIMEOUT,
 };
 use crate::sip::transport::{Frame, FrameError, StreamFramer, Transport};
 
@@ -51,7 +51,13 @@ pub(super) struct ConnTable {
 }
 
 impl ConnTable {
-    fn insert(&mut self, id: ConnectionId, transport: Transport, remote: SocketAddr, queue: mpsc::Sender<Bytes>) {
+    fn insert(
+        &mut self,
+        id: ConnectionId,
+        transport: Transport,
+        remote: SocketAddr,
+        queue: mpsc::Sender<Bytes>,
+    ) {
         self.by_remote.insert((transport, remote), id);
         self.by_id.insert(
             id,
@@ -95,7 +101,11 @@ impl ConnTable {
 }
 
 pub(super) fn listen(address: SocketAddr) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     if address.is_ipv6() {
         socket.set_only_v6(true)?;
     }
@@ -248,8 +258,8 @@ async fn write_bounded(stream: &mut TcpStream, data: &[u8], limit: Duration) -> 
 enum Reading {
     Frames,
     /// After an oversized message: read and throw away until the close, so
-    /// unread data does not turn the close into a reset, which could
-    /// destroy the 513 still in flight.
+    /// unread data does not turn the close into a reset, which would
+    /// discard whatever of the 513 is still in our send buffer.
     Discard,
     Stopped,
 }
@@ -330,8 +340,9 @@ impl Connection {
         tokio::pin!(idle);
 
         let end = 'conn: loop {
+            // Unbiased: a core that keeps this connection's queue busy must
+            // not starve reading, nor the reverse.
             tokio::select! {
-                biased;
                 _ = stopped(&mut self.stop) => break 'conn End::Shutdown,
                 permit = self.events.reserve(), if !pending.is_empty() => match permit {
                     Ok(permit) => {
@@ -419,7 +430,10 @@ impl Connection {
                 // chance to go out.
                 let deadline = Instant::now() + FLUSH_TIMEOUT;
                 while let Some(data) = rx.recv().await {
-                    if !matches!(timeout_at(deadline, stream.write_all(&data)).await, Ok(Ok(()))) {
+                    if !matches!(
+                        timeout_at(deadline, stream.write_all(&data)).await,
+                        Ok(Ok(()))
+                    ) {
                         break;
                     }
                 }

@@ -13,7 +13,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
-use super::{deliver, pick_source, report_now, stopped, Inbound, Inner, NetEvent, Outbound, SendError};
+use super::{
+    deliver, pick_source, report_now, stopped, Inbound, Inner, NetEvent, Outbound, SendError,
+};
 use crate::sip::transport::{find_header_end, stun, Transport};
 
 /// Requested socket buffers: a burst of REGISTERs from thousands of phones
@@ -39,12 +41,23 @@ impl Endpoint {
         local: SocketAddr,
     ) -> (Endpoint, mpsc::Receiver<(SocketAddr, Bytes)>) {
         let (backlog, rx) = mpsc::channel(BACKLOG);
-        (Endpoint { socket, local, backlog }, rx)
+        (
+            Endpoint {
+                socket,
+                local,
+                backlog,
+            },
+            rx,
+        )
     }
 }
 
 pub(super) fn bind(address: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
     if address.is_ipv6() {
         // So "[::]:5060" and "0.0.0.0:5060" can both be bound, each family
         // on its own socket.
@@ -76,7 +89,10 @@ enum Datagram {
 }
 
 fn classify(datagram: &[u8], max_message_size: usize) -> Datagram {
-    if datagram.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t')) {
+    if datagram
+        .iter()
+        .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+    {
         Datagram::Ignore
     } else if stun::is_stun(datagram) {
         Datagram::Stun
@@ -109,7 +125,12 @@ pub(super) async fn receive_loop(
             Ok(r) => r,
             // ICMP errors from earlier sends surface here on some systems;
             // they concern a peer, not this socket.
-            Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionRefused) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionRefused
+                ) =>
+            {
                 debug!(%local, error = %e, "UDP receive error");
                 continue;
             }
@@ -195,7 +216,10 @@ pub(super) async fn backlog_loop(
 pub(super) fn send(inner: &Inner, out: Outbound) {
     let endpoints = inner.udp.read().unwrap_or_else(PoisonError::into_inner);
     let destination = out.destination;
-    let Some(endpoint) = pick_source(endpoints.iter().map(|e| (e.local.ip(), e)), destination.ip()) else {
+    let Some(endpoint) = pick_source(
+        endpoints.iter().map(|e| (e.local.ip(), e)),
+        destination.ip(),
+    ) else {
         drop(endpoints);
         inner.send_failed(Transport::Udp, destination, None, SendError::NoSocket);
         return;
@@ -232,7 +256,10 @@ mod tests {
         assert_eq!(classify(b"", 100), Datagram::Ignore);
         assert_eq!(classify(b"\r\n\r\n", 100), Datagram::Ignore);
         assert_eq!(classify(b" \t\r\n", 100), Datagram::Ignore);
-        assert_eq!(classify(b"OPTIONS sip:a SIP/2.0\r\n\r\n", 100), Datagram::Message);
+        assert_eq!(
+            classify(b"OPTIONS sip:a SIP/2.0\r\n\r\n", 100),
+            Datagram::Message
+        );
         let mut stun = vec![0, 1, 0, 0];
         stun.extend_from_slice(&stun::MAGIC_COOKIE.to_be_bytes());
         stun.extend_from_slice(&[7; 12]);
@@ -242,7 +269,11 @@ mod tests {
         assert_eq!(classify(big.as_bytes(), big.len()), Datagram::Message);
         assert_eq!(classify(big.as_bytes(), 40), Datagram::Oversized(32));
         assert_eq!(classify(big.as_bytes(), 32), Datagram::Oversized(32));
-        assert_eq!(classify(big.as_bytes(), 31), Datagram::Drop, "header block not within the limit");
+        assert_eq!(
+            classify(big.as_bytes(), 31),
+            Datagram::Drop,
+            "header block not within the limit"
+        );
     }
 
     #[tokio::test]

@@ -46,9 +46,13 @@ enum State {
     /// Looking for the end of a header block; the first `scanned` bytes of
     /// the buffer have already been searched (so a header block trickling in
     /// byte by byte is not rescanned from the start each time).
-    Head { scanned: usize },
+    Head {
+        scanned: usize,
+    },
     /// The header block is parsed and the message is `total` bytes long.
-    Body { total: usize },
+    Body {
+        total: usize,
+    },
     Poisoned,
 }
 
@@ -233,7 +237,8 @@ fn content_length(head: &[u8]) -> Result<Option<usize>, FrameError> {
         };
         push_segment(&line[colon + 1..]);
         // Folded continuation lines start with whitespace.
-        while let Some(next) = rest.next_if(|l| l.first().is_some_and(|&b| b == b' ' || b == b'\t')) {
+        while let Some(next) = rest.next_if(|l| l.first().is_some_and(|&b| b == b' ' || b == b'\t'))
+        {
             push_segment(next.strip_suffix(b"\r").unwrap_or(next));
         }
         let n = parse_decimal(&value).ok_or(FrameError::BadContentLength)?;
@@ -282,7 +287,8 @@ mod tests {
         Frame::Message(Bytes::copy_from_slice(s.as_bytes()))
     }
 
-    const OPTIONS: &str = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h\r\nContent-Length: 5\r\n\r\nhello";
+    const OPTIONS: &str =
+        "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h\r\nContent-Length: 5\r\n\r\nhello";
 
     #[test]
     fn single_message() {
@@ -297,7 +303,10 @@ mod tests {
         let a = "BYE sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n";
         let mut f = StreamFramer::new(4096);
         f.push(format!("{a}{OPTIONS}{a}").as_bytes());
-        assert_eq!(frames(&mut f), vec![Ok(msg(a)), Ok(msg(OPTIONS)), Ok(msg(a))]);
+        assert_eq!(
+            frames(&mut f),
+            vec![Ok(msg(a)), Ok(msg(OPTIONS)), Ok(msg(a))]
+        );
     }
 
     #[test]
@@ -331,7 +340,8 @@ mod tests {
             "Content-Length:\r\n\t  5\r\n ",
             "Content-Length: 00005",
         ] {
-            let m = format!("INFO sip:x SIP/2.0\r\nTo: <sip:y>\r\n{header}\r\nSubject: s\r\n\r\nhello");
+            let m =
+                format!("INFO sip:x SIP/2.0\r\nTo: <sip:y>\r\n{header}\r\nSubject: s\r\n\r\nhello");
             let mut f = StreamFramer::new(4096);
             f.push(m.as_bytes());
             assert_eq!(frames(&mut f), vec![Ok(msg(&m))], "{header:?}");
@@ -362,7 +372,11 @@ mod tests {
             let m = format!("INFO sip:x SIP/2.0\r\n{header}\r\n\r\nhello");
             let mut f = StreamFramer::new(4096);
             f.push(m.as_bytes());
-            assert_eq!(f.next_frame(), Some(Err(FrameError::BadContentLength)), "{header:?}");
+            assert_eq!(
+                f.next_frame(),
+                Some(Err(FrameError::BadContentLength)),
+                "{header:?}"
+            );
             assert!(f.is_poisoned());
             f.push(OPTIONS.as_bytes());
             assert_eq!(f.next_frame(), None);
@@ -409,7 +423,9 @@ mod tests {
         let mut f = StreamFramer::new(head.len() + 100);
         f.push(head.as_bytes());
         f.push(&[b'x'; 100]);
-        assert!(matches!(f.next_frame(), Some(Ok(Frame::Message(m))) if m.len() == head.len() + 100));
+        assert!(
+            matches!(f.next_frame(), Some(Ok(Frame::Message(m))) if m.len() == head.len() + 100)
+        );
     }
 
     #[test]
@@ -420,7 +436,10 @@ mod tests {
         f.push(&[b'a'; 41]);
         assert_eq!(f.next_frame(), None, "63 bytes: still within the limit");
         f.push(b"b");
-        assert_eq!(f.next_frame(), Some(Err(FrameError::TooLarge { head: None })));
+        assert_eq!(
+            f.next_frame(),
+            Some(Err(FrameError::TooLarge { head: None }))
+        );
         assert_eq!(f.buffered(), 0);
     }
 
@@ -428,7 +447,10 @@ mod tests {
     fn header_block_longer_than_limit_in_one_push() {
         let mut f = StreamFramer::new(30);
         f.push(b"INVITE sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n");
-        assert_eq!(f.next_frame(), Some(Err(FrameError::TooLarge { head: None })));
+        assert_eq!(
+            f.next_frame(),
+            Some(Err(FrameError::TooLarge { head: None }))
+        );
     }
 
     #[test]
@@ -476,12 +498,19 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Item {
         Ping,
-        Message { lone_crlf_before: bool, bytes: Vec<u8> },
+        Message {
+            lone_crlf_before: bool,
+            bytes: Vec<u8>,
+        },
     }
 
     fn message_strategy() -> impl Strategy<Value = Vec<u8>> {
         (
-            prop::sample::select(vec!["INVITE sip:a@b SIP/2.0", "SIP/2.0 200 OK", "BYE sip:c SIP/2.0"]),
+            prop::sample::select(vec![
+                "INVITE sip:a@b SIP/2.0",
+                "SIP/2.0 200 OK",
+                "BYE sip:c SIP/2.0",
+            ]),
             prop::sample::select(vec![
                 "Content-Length: ",
                 "content-length:",

@@ -177,12 +177,18 @@ mod tests {
     /// Independent decoder of XOR-MAPPED-ADDRESS, following RFC 5389 §15.2.
     fn decode_mapped(response: &[u8]) -> SocketAddr {
         assert!(is_stun(response));
-        assert_eq!(u16::from_be_bytes([response[0], response[1]]), BINDING_SUCCESS);
+        assert_eq!(
+            u16::from_be_bytes([response[0], response[1]]),
+            BINDING_SUCCESS
+        );
         assert_eq!(&response[8..20], &TXID);
         let body_len = u16::from_be_bytes([response[2], response[3]]) as usize;
         assert_eq!(response.len(), HEADER_LEN + body_len);
         let attr = &response[20..];
-        assert_eq!(u16::from_be_bytes([attr[0], attr[1]]), ATTR_XOR_MAPPED_ADDRESS);
+        assert_eq!(
+            u16::from_be_bytes([attr[0], attr[1]]),
+            ATTR_XOR_MAPPED_ADDRESS
+        );
         let cookie = MAGIC_COOKIE.to_be_bytes();
         let port = u16::from_be_bytes([attr[6] ^ cookie[0], attr[7] ^ cookie[1]]);
         match attr[5] {
@@ -245,7 +251,11 @@ mod tests {
         let source: SocketAddr = "198.51.100.7:5060".parse().unwrap();
         let response = binding_response(&request(&software), source).unwrap();
         assert_eq!(decode_mapped(&response), source);
-        assert_eq!(response.len(), 32, "no FINGERPRINT unless the request had one");
+        assert_eq!(
+            response.len(),
+            32,
+            "no FINGERPRINT unless the request had one"
+        );
 
         let response = binding_response(&with_fingerprint(request(&software)), source).unwrap();
         assert_eq!(decode_mapped(&response), source);
@@ -257,7 +267,10 @@ mod tests {
     #[test]
     fn rejects_what_it_must_not_answer() {
         let source: SocketAddr = "192.0.2.1:1".parse().unwrap();
-        assert_eq!(binding_response(b"OPTIONS sip:x SIP/2.0\r\n\r\n", source), None);
+        assert_eq!(
+            binding_response(b"OPTIONS sip:x SIP/2.0\r\n\r\n", source),
+            None
+        );
         // A Binding success response, not a request.
         let mut r = request(&[]);
         r[1] = 0x01;
@@ -268,9 +281,15 @@ mod tests {
         r.push(0);
         assert_eq!(binding_response(&r, source), None);
         // Truncated attribute.
-        assert_eq!(binding_response(&request(&[0x80, 0x22, 0, 8]), source), None);
+        assert_eq!(
+            binding_response(&request(&[0x80, 0x22, 0, 8]), source),
+            None
+        );
         // Comprehension-required attribute (USERNAME).
-        assert_eq!(binding_response(&request(&[0, 6, 0, 4, b'u', b's', b'e', b'r']), source), None);
+        assert_eq!(
+            binding_response(&request(&[0, 6, 0, 4, b'u', b's', b'e', b'r']), source),
+            None
+        );
         // Corrupted FINGERPRINT.
         let mut r = with_fingerprint(request(&[]));
         let last = r.len() - 1;
