@@ -6,6 +6,7 @@
 //! share the SIP UDP port ([`stun`]). Nothing here owns a socket.
 
 mod framer;
+pub mod fuzz;
 pub mod stun;
 
 use std::fmt;
