@@ -12,6 +12,14 @@
 //! a connection handle...): it stores the `D` a request came from or was sent
 //! to and hands it back on every [`Transmit`], never looking inside it.
 //!
+//! What the layer leaves to the TU (as RFC 3261 does): every `Request` and
+//! `Cancel` must get a final response, since a server transaction waits for
+//! it without a timer; an INVITE client transaction that got a provisional
+//! response waits for its final one without a timer too, until the TU
+//! cancels it (then 64*T1 at most, §9.1); the TU sends and retransmits 2xx
+//! responses to INVITE and their ACKs (§13.3.1.4, §13.2.2.4), and turns
+//! `Timeout` into a 408.
+//!
 //! One file per idea: the four state machines of RFC 3261 figures 5 to 8
 //! (`client_invite`, `client_non_invite`, `server_invite`,
 //! `server_non_invite`), transaction matching (`key`), ACK / CANCEL / 100
@@ -122,9 +130,10 @@ pub enum TxEvent<D> {
         request: Request,
         source: D,
     },
-    /// An ACK outside any INVITE transaction: the ACK for a 2xx, which is
-    /// end to end (RFC 3261 §17.1.1.3, RFC 6026 §7.1). It has no transaction
-    /// and needs no answer.
+    /// An ACK for the TU: one matching no INVITE transaction (the ACK for a
+    /// 2xx is end to end and has a branch of its own, RFC 3261 §17.1.1.3;
+    /// or a late ACK whose transaction has ended), or one reaching an INVITE
+    /// transaction in the Accepted state (RFC 6026 §7.1). It needs no answer.
     Ack { request: Request, source: D },
     /// A new CANCEL (RFC 3261 §9.2), in a server transaction of its own.
     /// `target` is the INVITE server transaction it matches: the TU answers
