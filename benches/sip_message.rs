@@ -41,9 +41,13 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("sip_message");
     for (name, msg) in [("invite", INVITE), ("register", REGISTER)] {
         g.throughput(Throughput::Elements(1));
-        g.bench_function(format!("parse_{name}"), |b| b.iter(|| parse(black_box(msg))));
+        g.bench_function(format!("parse_{name}"), |b| {
+            b.iter(|| parse(black_box(msg)))
+        });
         let Ok(parsed) = parse(msg) else { return };
-        g.bench_function(format!("print_{name}"), |b| b.iter(|| black_box(&parsed).to_bytes()));
+        g.bench_function(format!("print_{name}"), |b| {
+            b.iter(|| black_box(&parsed).to_bytes())
+        });
         g.bench_function(format!("parse_print_{name}"), |b| {
             b.iter(|| parse(black_box(msg)).map(|m| m.to_bytes()))
         });

@@ -32,7 +32,10 @@ module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule account.so\n"
         .unwrap();
         fs::write(
             dir.path().join("accounts"),
-            format!("<sip:{user}@{}>;auth_pass={password};regint=600\n", gw.target()),
+            format!(
+                "<sip:{user}@{}>;auth_pass={password};regint=600\n",
+                gw.target()
+            ),
         )
         .unwrap();
         let child = Command::new("baresip")
@@ -87,10 +90,14 @@ fn baresip_registers_as_1001_and_unregisters_on_exit() {
     let gw = Gateway::start("127.0.0.1", "");
     let phone = Baresip::start(&gw, "1001", "pass1001");
     gw.wait_for_log("registered agent=1001", Duration::from_secs(15));
-    wait_for("binding in the store", || stored_contacts(&gw.db_path(), "1001").len() == 1);
+    wait_for("binding in the store", || {
+        stored_contacts(&gw.db_path(), "1001").len() == 1
+    });
     phone.terminate();
     gw.wait_for_log("binding removed aor=1001", Duration::from_secs(10));
-    wait_for("binding removed from the store", || stored_contacts(&gw.db_path(), "1001").is_empty());
+    wait_for("binding removed from the store", || {
+        stored_contacts(&gw.db_path(), "1001").is_empty()
+    });
 }
 
 #[test]

@@ -27,7 +27,9 @@ fn sipp_registers_with_digest_and_binding_survives_restart() {
     let (ok, out) = sipp(&gw, "register_auth.xml", &["-inf", "agents.csv", "-m", "3"]);
     assert!(ok, "register_auth failed:\n{out}\n{}", gw.log());
     for agent in ["1001", "1002", "1003"] {
-        wait_for("persisted binding", || stored_contacts(&gw.db_path(), agent).len() == 1);
+        wait_for("persisted binding", || {
+            stored_contacts(&gw.db_path(), agent).len() == 1
+        });
     }
     gw.wait_for_log("registered agent=1001", Duration::from_secs(5));
 
@@ -41,7 +43,11 @@ fn sipp_registers_with_digest_and_binding_survives_restart() {
 #[test]
 fn sipp_wrong_password_is_rejected_and_stores_nothing() {
     let gw = Gateway::start("127.0.0.1", "");
-    let (ok, out) = sipp(&gw, "register_wrong_password.xml", &["-inf", "agents.csv", "-m", "1"]);
+    let (ok, out) = sipp(
+        &gw,
+        "register_wrong_password.xml",
+        &["-inf", "agents.csv", "-m", "1"],
+    );
     assert!(ok, "wrong password scenario failed:\n{out}\n{}", gw.log());
     assert!(gw.log().contains("authentication failed"));
     thread::sleep(Duration::from_millis(300));
@@ -54,7 +60,9 @@ fn sipp_unregister_removes_the_binding() {
     let (ok, out) = sipp(&gw, "unregister.xml", &["-inf", "agents.csv", "-m", "1"]);
     assert!(ok, "unregister failed:\n{out}\n{}", gw.log());
     gw.wait_for_log("binding removed aor=1001", Duration::from_secs(5));
-    wait_for("binding gone from the store", || stored_contacts(&gw.db_path(), "1001").is_empty());
+    wait_for("binding gone from the store", || {
+        stored_contacts(&gw.db_path(), "1001").is_empty()
+    });
 }
 
 #[test]
@@ -69,13 +77,21 @@ fn sipp_registers_over_ipv6() {
     let gw = Gateway::start("::1", "");
     let (ok, out) = sipp(&gw, "register_auth.xml", &["-inf", "agents.csv", "-m", "1"]);
     assert!(ok, "IPv6 register failed:\n{out}\n{}", gw.log());
-    wait_for("persisted IPv6 binding", || stored_contacts(&gw.db_path(), "1001").len() == 1);
+    wait_for("persisted IPv6 binding", || {
+        stored_contacts(&gw.db_path(), "1001").len() == 1
+    });
 }
 
 #[test]
 fn sipp_registers_over_tcp() {
     let gw = Gateway::start("127.0.0.1", "");
-    let (ok, out) = sipp(&gw, "register_auth.xml", &["-inf", "agents.csv", "-m", "1", "-t", "t1"]);
+    let (ok, out) = sipp(
+        &gw,
+        "register_auth.xml",
+        &["-inf", "agents.csv", "-m", "1", "-t", "t1"],
+    );
     assert!(ok, "TCP register failed:\n{out}\n{}", gw.log());
-    wait_for("persisted TCP binding", || stored_contacts(&gw.db_path(), "1001").len() == 1);
+    wait_for("persisted TCP binding", || {
+        stored_contacts(&gw.db_path(), "1001").len() == 1
+    });
 }

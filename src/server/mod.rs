@@ -69,7 +69,10 @@ async fn wait_for_signal() {
 }
 
 /// Runs the gateway until `shutdown` becomes true.
-pub async fn run_until(config: Config, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Result<(), ServerError> {
+pub async fn run_until(
+    config: Config,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ServerError> {
     let store = Store::open(&config.storage.path)?;
     let stored = store.load_bindings(SystemTime::now())?;
     let (writer, writer_handle) = store.spawn_writer()?;
@@ -154,13 +157,29 @@ fn handle_event(endpoint: &mut Endpoint, now: Instant, wall: SystemTime, event: 
     match event {
         NetEvent::Message(inbound) => {
             let flow = flow_of(&inbound);
-            endpoint.handle_input(now, wall, Input::Message { flow, data: inbound.data });
+            endpoint.handle_input(
+                now,
+                wall,
+                Input::Message {
+                    flow,
+                    data: inbound.data,
+                },
+            );
         }
         NetEvent::Oversized { inbound } => {
             let flow = flow_of(&inbound);
-            endpoint.handle_input(now, wall, Input::Oversized { flow, head: inbound.data });
+            endpoint.handle_input(
+                now,
+                wall,
+                Input::Oversized {
+                    flow,
+                    head: inbound.data,
+                },
+            );
         }
-        NetEvent::SendFailed { destination, error, .. } => {
+        NetEvent::SendFailed {
+            destination, error, ..
+        } => {
             warn!(%destination, %error, "send failed");
         }
         NetEvent::ConnectionClosed { .. } => {}

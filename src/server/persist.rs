@@ -25,7 +25,12 @@ fn to_stored(aor: String, b: &Binding) -> StoredBinding {
         aor,
         contact: b.key.clone(),
         instance: b.instance().map(str::to_owned),
-        reg_id: b.contact.params.get("reg-id").flatten().and_then(|v| v.parse().ok()),
+        reg_id: b
+            .contact
+            .params
+            .get("reg-id")
+            .flatten()
+            .and_then(|v| v.parse().ok()),
         call_id: b.call_id.to_string(),
         cseq: b.cseq,
         expires_at: b.expires_wall,
@@ -40,14 +45,21 @@ fn to_stored(aor: String, b: &Binding) -> StoredBinding {
 
 /// Installs stored bindings into the registrar, converting their wall-clock
 /// expiry to the monotonic clock. Returns how many were restored.
-pub fn restore(registrar: &mut Registrar, now: Instant, wall: SystemTime, stored: Vec<StoredBinding>) -> usize {
+pub fn restore(
+    registrar: &mut Registrar,
+    now: Instant,
+    wall: SystemTime,
+    stored: Vec<StoredBinding>,
+) -> usize {
     let mut restored = 0;
     for s in stored {
         let (Ok(uri), Ok(transport)) = (s.contact.parse::<Uri>(), s.transport.parse()) else {
             warn!(aor = %s.aor, contact = %s.contact, "unreadable stored binding skipped");
             continue;
         };
-        let Ok(left) = s.expires_at.duration_since(wall) else { continue };
+        let Ok(left) = s.expires_at.duration_since(wall) else {
+            continue;
+        };
         let mut contact = NameAddr::new(uri);
         if let Some(instance) = &s.instance {
             contact.params.set("+sip.instance", Some(instance.clone()));

@@ -28,7 +28,11 @@ impl Flow {
             transport: self.transport,
             local: self.local,
             remote,
-            connection: if remote == self.remote { self.connection } else { None },
+            connection: if remote == self.remote {
+                self.connection
+            } else {
+                None
+            },
         }
     }
 }

@@ -53,13 +53,26 @@ impl Gateway {
     }
 
     pub fn start_in(dir: tempfile::TempDir, ip: &str, port: u16, registrar_extra: &str) -> Gateway {
-        let demo = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/switchboard.toml")).unwrap();
-        let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_owned() };
+        let demo = fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config/switchboard.toml"),
+        )
+        .unwrap();
+        let host = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip.to_owned()
+        };
         let db = dir.path().join("switchboard.db");
         let config = demo
             .replace("\"127.0.0.1:5060\"", &format!("\"{host}:{port}\""))
-            .replace("path = \"var/switchboard.db\"", &format!("path = {:?}", db.display().to_string()))
-            .replace("[registrar]\n", &format!("[registrar]\n{registrar_extra}\n"))
+            .replace(
+                "path = \"var/switchboard.db\"",
+                &format!("path = {:?}", db.display().to_string()),
+            )
+            .replace(
+                "[registrar]\n",
+                &format!("[registrar]\n{registrar_extra}\n"),
+            )
             .replace("level = \"info\"", "level = \"debug\"");
         let config_path = dir.path().join("switchboard.toml");
         fs::write(&config_path, config).unwrap();
@@ -81,7 +94,13 @@ impl Gateway {
                 l.push('\n');
             }
         });
-        let gw = Gateway { port, ip: ip.to_owned(), dir, child: Some(child), log };
+        let gw = Gateway {
+            port,
+            ip: ip.to_owned(),
+            dir,
+            child: Some(child),
+            log,
+        };
         gw.wait_for_log("registrations restored", Duration::from_secs(20));
         gw
     }
@@ -122,7 +141,10 @@ impl Gateway {
     /// restart can reuse the store.
     pub fn stop(mut self) -> (tempfile::TempDir, u16, i32) {
         let mut child = self.child.take().unwrap();
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let end = Instant::now() + Duration::from_secs(15);
         let code = loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -159,14 +181,33 @@ pub fn sipp(gw: &Gateway, scenario: &str, args: &[&str]) -> (bool, String) {
     let media = free_port(&gw.ip);
     let out = Command::new("sipp")
         .current_dir(sipp_dir())
-        .args(["-sf", scenario, "-i", &gw.ip, "-p", &local.to_string(), "-mp", &media.to_string()])
-        .args(["-timeout", "20s", "-timeout_error", "-max_recv_loops", "1000"])
+        .args([
+            "-sf",
+            scenario,
+            "-i",
+            &gw.ip,
+            "-p",
+            &local.to_string(),
+            "-mp",
+            &media.to_string(),
+        ])
+        .args([
+            "-timeout",
+            "20s",
+            "-timeout_error",
+            "-max_recv_loops",
+            "1000",
+        ])
         .args(args)
         .arg(gw.target())
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 

@@ -21,7 +21,12 @@ impl IdGenerator {
         self.counter += 1;
         // Mixing the counter with a random word keeps consecutive ids from
         // being predictable from one another.
-        format!("{}{:x}{:08x}", &self.prefix[..8], self.counter, rand::random::<u32>())
+        format!(
+            "{}{:x}{:08x}",
+            &self.prefix[..8],
+            self.counter,
+            rand::random::<u32>()
+        )
     }
 
     pub fn tag(&mut self) -> String {
@@ -33,6 +38,7 @@ impl IdGenerator {
     }
 
     pub fn call_id(&mut self, domain: &str) -> String {
-        format!("{}{}@{domain}", &self.prefix[8..], self.next())
+        let unique = self.next();
+        format!("{}{unique}@{domain}", &self.prefix[8..])
     }
 }

@@ -20,7 +20,9 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 
-use super::auth::{ConfigError as AuthConfigError, DigestVerifier, FailureLimiter, UserSecret, VerifierConfig};
+use super::auth::{
+    ConfigError as AuthConfigError, DigestVerifier, FailureLimiter, UserSecret, VerifierConfig,
+};
 use super::flow::Flow;
 use super::message::{parse, reason_phrase, Host, Message, Request};
 use super::registrar::{Registrar, RegistrarConfig, RegistrarEvent};
@@ -57,7 +59,8 @@ pub struct EndpointConfig {
 
 impl EndpointConfig {
     pub fn from_config(config: &Config) -> Self {
-        let mut known_targets: Vec<String> = config.agents.iter().map(|a| a.id.to_string()).collect();
+        let mut known_targets: Vec<String> =
+            config.agents.iter().map(|a| a.id.to_string()).collect();
         for q in &config.queues {
             known_targets.extend(q.extension.iter().map(ToString::to_string));
             known_targets.extend(q.dids.iter().map(ToString::to_string));
@@ -83,7 +86,13 @@ impl EndpointConfig {
                 qualify_failures: config.registrar.qualify_failures,
             },
             realm: config.auth.realm.clone(),
-            algorithms: config.auth.algorithms.iter().map(|a| a.as_str().parse()).filter_map(Result::ok).collect(),
+            algorithms: config
+                .auth
+                .algorithms
+                .iter()
+                .map(|a| a.as_str().parse())
+                .filter_map(Result::ok)
+                .collect(),
             nonce_ttl: config.auth.nonce_ttl,
             max_failures: config.auth.max_failures,
             failure_window: config.auth.failure_window,
@@ -111,7 +120,10 @@ pub enum Input {
 /// Something for the runtime to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
-    Transmit { flow: Flow, data: Bytes },
+    Transmit {
+        flow: Flow,
+        data: Bytes,
+    },
     /// A registration changed: persist or log it.
     Registrar(RegistrarEvent),
 }
@@ -154,10 +166,15 @@ impl Endpoint {
             .map(|(id, password)| (id.clone(), UserSecret::new(id, &config.realm, password)))
             .collect();
         Ok(Endpoint {
-            tx: TransactionLayer::new(config.timers.clone()),
+            tx: TransactionLayer::new(config.timers),
             registrar: Registrar::new(config.registrar.clone()),
             verifier,
-            limiter: FailureLimiter::new(config.max_failures, config.failure_window, config.block, LIMITER_CAPACITY),
+            limiter: FailureLimiter::new(
+                config.max_failures,
+                config.failure_window,
+                config.block,
+                LIMITER_CAPACITY,
+            ),
             users,
             ids: IdGenerator::new(),
             clients: HashMap::new(),
@@ -213,13 +230,20 @@ impl Endpoint {
                 debug!(remote = %flow.remote, %error, "unparseable message");
                 if let Some(head) = &error.answerable {
                     let status = error.status();
-                    let warning = format!("399 {} \"{}\"", self.config.domain, error.kind.to_string().replace('"', "'"));
+                    let warning = format!(
+                        "399 {} \"{}\"",
+                        self.config.domain,
+                        error.kind.to_string().replace('"', "'")
+                    );
                     let data = head.response_bytes(
                         status,
                         reason_phrase(status),
                         &[("Server", &self.config.user_agent), ("Warning", &warning)],
                     );
-                    self.outputs.push_back(Output::Transmit { flow, data: data.into() });
+                    self.outputs.push_back(Output::Transmit {
+                        flow,
+                        data: data.into(),
+                    });
                 }
             }
         }
@@ -231,13 +255,20 @@ impl Endpoint {
     fn handle_oversized(&mut self, flow: Flow, head: &[u8]) {
         let answerable = match parse(head) {
             Ok(Message::Request(r)) => Some(r.response(513, Some(&self.ids.tag())).to_bytes()),
-            Err(e) => e
-                .answerable
-                .map(|h| h.response_bytes(513, reason_phrase(513), &[("Server", &self.config.user_agent)])),
+            Err(e) => e.answerable.map(|h| {
+                h.response_bytes(
+                    513,
+                    reason_phrase(513),
+                    &[("Server", &self.config.user_agent)],
+                )
+            }),
             Ok(Message::Response(_)) => None,
         };
         match answerable {
-            Some(data) => self.outputs.push_back(Output::Transmit { flow, data: data.into() }),
+            Some(data) => self.outputs.push_back(Output::Transmit {
+                flow,
+                data: data.into(),
+            }),
             None => debug!(remote = %flow.remote, "oversized message dropped"),
         }
     }
@@ -248,18 +279,31 @@ impl Endpoint {
             self.on_tx_event(now, wall, event);
         }
         while let Some(t) = self.tx.poll_transmit() {
-            self.outputs.push_back(Output::Transmit { flow: t.dest, data: t.data });
+            self.outputs.push_back(Output::Transmit {
+                flow: t.dest,
+                data: t.data,
+            });
         }
         while let Some(event) = self.registrar.poll_event() {
             match &event {
                 RegistrarEvent::Updated { aor, binding } => {
                     debug!(%aor, contact = %binding.key, "binding updated")
                 }
-                RegistrarEvent::Removed { aor, contact } => info!(%aor, %contact, "binding removed"),
-                RegistrarEvent::Reachability { aor, contact, reachable: true } => {
+                RegistrarEvent::Removed { aor, contact } => {
+                    info!(%aor, %contact, "binding removed")
+                }
+                RegistrarEvent::Reachability {
+                    aor,
+                    contact,
+                    reachable: true,
+                } => {
                     info!(%aor, %contact, "contact reachable again")
                 }
-                RegistrarEvent::Reachability { aor, contact, reachable: false } => {
+                RegistrarEvent::Reachability {
+                    aor,
+                    contact,
+                    reachable: false,
+                } => {
                     warn!(%aor, %contact, "contact unreachable (qualify)")
                 }
             }
@@ -269,13 +313,22 @@ impl Endpoint {
 
     fn on_tx_event(&mut self, now: Instant, wall: SystemTime, event: TxEvent<Flow>) {
         match event {
-            TxEvent::Request { tx, request, source } => {
+            TxEvent::Request {
+                tx,
+                request,
+                source,
+            } => {
                 let response = self.answer(now, wall, &request, &source);
                 if let Err(e) = self.tx.respond(now, tx, response) {
                     warn!(error = %e, "response to a finished transaction");
                 }
             }
-            TxEvent::Cancel { tx, request, target, .. } => {
+            TxEvent::Cancel {
+                tx,
+                request,
+                target,
+                ..
+            } => {
                 // Every INVITE is answered at once today, so a CANCEL finds
                 // nothing left to cancel (RFC 3261 §9.2: 481).
                 let status = if target.is_some() { 200 } else { 481 };
@@ -284,21 +337,22 @@ impl Endpoint {
                     warn!(error = %e, "response to a finished transaction");
                 }
             }
-            TxEvent::Response { tx, response } => {
-                if response.status >= 200 {
-                    self.client_done(tx, true);
-                }
+            TxEvent::Response { tx, response } if response.status >= 200 => {
+                self.client_done(tx, true)
             }
-            TxEvent::Timeout { tx } | TxEvent::TransportError { tx: super::transaction::TxId::Client(tx) } => {
-                self.client_done(tx, false)
-            }
+            TxEvent::Timeout { tx }
+            | TxEvent::TransportError {
+                tx: super::transaction::TxId::Client(tx),
+            } => self.client_done(tx, false),
             _ => {}
         }
     }
 
     fn client_done(&mut self, tx: ClientTxId, answered: bool) {
         match self.clients.remove(&tx) {
-            Some(ClientPurpose::Qualify { aor, contact }) => self.registrar.qualify_result(&aor, &contact, answered),
+            Some(ClientPurpose::Qualify { aor, contact }) => {
+                self.registrar.qualify_result(&aor, &contact, answered)
+            }
             None => {}
         }
     }
@@ -330,7 +384,8 @@ fn stamp_via(request: &mut Request, flow: &Flow) -> Flow {
         via.params.set("received", Some(source_ip.to_string()));
     }
     if rport_asked {
-        via.params.set("rport", Some(flow.remote.port().to_string()));
+        via.params
+            .set("rport", Some(flow.remote.port().to_string()));
         return flow.clone();
     }
     if flow.transport.is_reliable() {

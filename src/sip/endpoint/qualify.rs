@@ -20,7 +20,10 @@ impl Endpoint {
             NameAddr::new(from_uri.into()).with_tag(&self.ids.tag()),
             NameAddr::new(target.clone()),
             CallId::new(self.ids.call_id(&self.config.domain)),
-            CSeq { seq: 1, method: Method::Options },
+            CSeq {
+                seq: 1,
+                method: Method::Options,
+            },
         );
         let mut via = Via::new(
             probe.flow.transport.as_str(),
@@ -38,7 +41,14 @@ impl Endpoint {
             body: Bytes::new(),
         };
         let reliable = probe.flow.is_reliable();
-        let tx = self.tx.send_request(now, request, probe.flow, reliable);
+        let tx = match self.tx.send_request(now, request, probe.flow, reliable) {
+            Ok(tx) => tx,
+            Err(error) => {
+                // Our own request: a failure here is a bug, not bad input.
+                tracing::error!(%error, "qualify OPTIONS not sent");
+                return;
+            }
+        };
         self.clients.insert(
             tx,
             ClientPurpose::Qualify {

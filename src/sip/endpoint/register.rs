@@ -12,24 +12,37 @@ use super::super::registrar::RegisterError;
 use super::Endpoint;
 
 impl Endpoint {
-    pub(super) fn register(&mut self, now: Instant, wall: SystemTime, request: &Request, source: &Flow) -> Response {
+    pub(super) fn register(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        request: &Request,
+        source: &Flow,
+    ) -> Response {
         // RFC 3261 §10.3 step 1: only our own domain is registered here.
         if !self.is_our_domain(request) {
             return self.reply(request, 404);
         }
         let user = match self.authenticate(now, request, source, false) {
             Ok(user) => user,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         // Step 3 and 6: the authenticated user may change only its own AOR.
-        let aor = request.headers.to.uri.as_sip().and_then(|u| u.user.as_deref());
+        let aor = request
+            .headers
+            .to
+            .uri
+            .as_sip()
+            .and_then(|u| u.user.as_deref());
         if aor != Some(user.as_str()) {
             warn!(%user, to = %request.headers.to.uri, remote = %source.remote, "REGISTER for another user");
             return self.reply(request, 403);
         }
         match self.registrar.register(now, wall, &user, request, source) {
             Ok(contacts) => {
-                if request.headers.contact.is_empty() && request.headers.contact != Contacts::Wildcard {
+                if request.headers.contact.is_empty()
+                    && request.headers.contact != Contacts::Wildcard
+                {
                     // A query (§10.2.3) changes nothing: not worth a log line.
                 } else {
                     info!(agent = %user, contacts = contacts.len(), remote = %source.remote, "registered");
@@ -50,11 +63,15 @@ impl Endpoint {
     }
 
     fn is_our_domain(&self, request: &Request) -> bool {
-        let Some(uri) = request.uri.as_sip() else { return false };
+        let Some(uri) = request.uri.as_sip() else {
+            return false;
+        };
         match &uri.host {
             Host::Domain(d) => d.eq_ignore_ascii_case(&self.config.domain),
             Host::Ip(ip) => {
-                self.config.domain.parse() == Ok(*ip) || ip.is_loopback() || ip.is_unspecified()
+                self.config.domain.parse() == Ok(*ip)
+                    || ip.is_loopback()
+                    || ip.is_unspecified()
                     || Host::Ip(*ip).to_string() == self.config.domain
             }
         }
@@ -70,10 +87,10 @@ impl Endpoint {
         request: &Request,
         source: &Flow,
         proxy: bool,
-    ) -> Result<String, Response> {
+    ) -> Result<String, Box<Response>> {
         let ip = source.remote.ip();
         if self.limiter.is_blocked(now, ip) {
-            return Err(self.reply(request, 403));
+            return Err(Box::new(self.reply(request, 403)));
         }
         let header = if proxy {
             HeaderName::ProxyAuthorization
@@ -91,26 +108,29 @@ impl Endpoint {
                     break;
                 }
                 Ok(_) => {}
-                Err(_) => return Err(self.reply(request, 400)),
+                Err(_) => return Err(Box::new(self.reply(request, 400))),
             }
         }
         let Some(credentials) = ours else {
-            return Err(self.challenge(now, request, proxy, false));
+            return Err(Box::new(self.challenge(now, request, proxy, false)));
         };
         if !credentials.uri_matches(&request.uri.to_string()) {
-            return Err(self.reply(request, 400));
+            return Err(Box::new(self.reply(request, 400)));
         }
         let secret = self.users.get(credentials.username.as_str());
-        match self.verifier.verify(now, request.method.as_str(), &credentials, secret) {
+        match self
+            .verifier
+            .verify(now, request.method.as_str(), &credentials, secret)
+        {
             Verdict::Ok => {
                 self.limiter.record_success(ip);
                 Ok(credentials.username)
             }
-            Verdict::Stale => Err(self.challenge(now, request, proxy, true)),
+            Verdict::Stale => Err(Box::new(self.challenge(now, request, proxy, true))),
             Verdict::Failed(reason) => {
                 let blocked = self.limiter.record_failure(now, ip);
                 warn!(user = %credentials.username, remote = %source.remote, ?reason, blocked, "authentication failed");
-                Err(self.reply(request, 403))
+                Err(Box::new(self.reply(request, 403)))
             }
         }
     }

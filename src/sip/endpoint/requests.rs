@@ -25,7 +25,13 @@ impl Endpoint {
     }
 
     /// Decides the final response to a request outside any transaction state.
-    pub(super) fn answer(&mut self, now: Instant, wall: SystemTime, request: &Request, source: &Flow) -> Response {
+    pub(super) fn answer(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        request: &Request,
+        source: &Flow,
+    ) -> Response {
         // RFC 3261 §8.2.2.1: we serve SIP and SIPS URIs only.
         if !matches!(request.uri, Uri::Sip(_)) {
             return self.reply(request, 416);
@@ -38,7 +44,8 @@ impl Endpoint {
             .collect();
         if !unsupported.is_empty() && request.method != Method::Cancel {
             let mut r = self.reply(request, 420);
-            r.headers.push(HeaderName::Unsupported, unsupported.join(", "));
+            r.headers
+                .push(HeaderName::Unsupported, unsupported.join(", "));
             return r;
         }
         // RFC 3261 §8.2.3: bodies we cannot read.
@@ -61,9 +68,12 @@ impl Endpoint {
                 r
             }
             Method::Invite => self.invite(now, request, source),
-            Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Notify | Method::Refer => {
-                self.reply(request, 481)
-            }
+            Method::Bye
+            | Method::Info
+            | Method::Update
+            | Method::Prack
+            | Method::Notify
+            | Method::Refer => self.reply(request, 481),
             Method::Ack | Method::Cancel => self.reply(request, 400),
             Method::Subscribe | Method::Publish | Method::Message => {
                 let mut r = self.reply(request, 405);
@@ -87,7 +97,7 @@ impl Endpoint {
     /// A request is the carrier's when it comes from a trunk peer's exact
     /// address: agents share the loopback IP with the demo trunk, so the IP
     /// alone would let them past authentication.
-    fn from_trunk(&self, source: &Flow) -> bool {
+    fn is_trunk_peer(&self, source: &Flow) -> bool {
         self.config.trunk_peers.contains(&source.remote)
     }
 
@@ -96,12 +106,16 @@ impl Endpoint {
     /// from a trunk must authenticate first, so that no one probes our
     /// numbers or, later, our trunks for free.
     fn invite(&mut self, now: Instant, request: &Request, source: &Flow) -> Response {
-        if !self.from_trunk(source) {
+        if !self.is_trunk_peer(source) {
             if let Err(response) = self.authenticate(now, request, source, true) {
-                return response;
+                return *response;
             }
         }
-        let target = request.uri.as_sip().and_then(|u| u.user.as_deref()).unwrap_or("");
+        let target = request
+            .uri
+            .as_sip()
+            .and_then(|u| u.user.as_deref())
+            .unwrap_or("");
         let status = if self.config.known_targets.iter().any(|t| t == target) {
             480
         } else {

@@ -34,8 +34,16 @@ fn config() -> EndpointConfig {
         max_failures: 3,
         failure_window: Duration::from_secs(60),
         block: Duration::from_secs(300),
-        agents: vec![("1001".into(), "pass1001".into()), ("1002".into(), "pass1002".into())],
-        known_targets: vec!["1001".into(), "1002".into(), "500".into(), "+15550100".into()],
+        agents: vec![
+            ("1001".into(), "pass1001".into()),
+            ("1002".into(), "pass1002".into()),
+        ],
+        known_targets: vec![
+            "1001".into(),
+            "1002".into(),
+            "500".into(),
+            "+15550100".into(),
+        ],
         trunk_peers: vec!["127.0.0.1:5080".parse().unwrap()],
     }
 }
@@ -54,6 +62,7 @@ struct Harness {
     now: Instant,
     wall: SystemTime,
     branch: u32,
+    cseq: u32,
 }
 
 impl Harness {
@@ -64,6 +73,7 @@ impl Harness {
             now,
             wall: SystemTime::now(),
             branch: 0,
+            cseq: 0,
         }
     }
 
@@ -72,7 +82,10 @@ impl Harness {
         self.ep.handle_input(
             self.now,
             self.wall,
-            Input::Message { flow: flow(port), data: Bytes::from(text.to_owned()) },
+            Input::Message {
+                flow: flow(port),
+                data: Bytes::from(text.to_owned()),
+            },
         );
         let mut out = Vec::new();
         while let Some(o) = self.ep.poll_output() {
@@ -103,13 +116,32 @@ Content-Length: 0\r\n\r\n",
 
     /// A full digest exchange: 401, then credentials.
     fn register_with(&mut self, port: u16, user: &str, password: &str, expires: u32) -> Response {
-        let challenge = self.register(port, user, 1, "");
+        // A phone keeps its Call-ID and counts CSeq up (RFC 3261 §10.2.4).
+        self.cseq += 2;
+        let cseq = self.cseq;
+        let challenge = self.register(port, user, cseq - 1, "");
         assert_eq!(challenge.status, 401);
-        let value = challenge.headers.get(&HeaderName::WwwAuthenticate).unwrap().to_owned();
+        let value = challenge
+            .headers
+            .get(&HeaderName::WwwAuthenticate)
+            .unwrap()
+            .to_owned();
         let challenge = Challenge::parse(&value).unwrap();
-        let creds = respond(&challenge, "REGISTER", "sip:127.0.0.1", user, password, "cn0nce", 1).unwrap();
-        let extra = format!("Authorization: {}\r\nExpires: {expires}\r\n", creds.to_header_value());
-        self.register(port, user, 2, &extra)
+        let creds = respond(
+            &challenge,
+            "REGISTER",
+            "sip:127.0.0.1",
+            user,
+            password,
+            "cn0nce",
+            1,
+        )
+        .unwrap();
+        let extra = format!(
+            "Authorization: {}\r\nExpires: {expires}\r\n",
+            creds.to_header_value()
+        );
+        self.register(port, user, cseq, &extra)
     }
 }
 
@@ -118,7 +150,10 @@ fn register_with_digest_then_unregister() {
     let mut h = Harness::new();
     let ok = h.register_with(40000, "1001", "pass1001", 600);
     assert_eq!(ok.status, 200);
-    assert_eq!(ok.headers.contact.first().unwrap().params.get("expires"), Some(Some("600")));
+    assert_eq!(
+        ok.headers.contact.first().unwrap().params.get("expires"),
+        Some(Some("600"))
+    );
     assert!(ok.headers.get(&HeaderName::Date).is_some());
     assert_eq!(h.ep.registrar().contacts("1001").len(), 1);
     let gone = h.register_with(40000, "1001", "pass1001", 0);
@@ -138,7 +173,13 @@ fn challenges_offer_configured_algorithms_in_order() {
     // Unknown users get the same challenge (no enumeration).
     let unknown = h.register(40001, "9999", 1, "");
     assert_eq!(unknown.status, 401);
-    assert_eq!(unknown.headers.get_all(&HeaderName::WwwAuthenticate).count(), 2);
+    assert_eq!(
+        unknown
+            .headers
+            .get_all(&HeaderName::WwwAuthenticate)
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -149,7 +190,7 @@ fn wrong_password_unknown_user_and_brute_force_block() {
     assert_eq!(h.register_with(40000, "1001", "wrong", 600).status, 403);
     // Third failure blocked the source: even the right password is refused
     // (and no challenge is given).
-    assert_eq!(h.register(40000, "1001", 1, "").status, 403);
+    assert_eq!(h.register(40000, "1001", 100, "").status, 403);
     // After the block ends, it works again.
     h.now += Duration::from_secs(301);
     assert_eq!(h.register_with(40000, "1001", "pass1001", 600).status, 200);
@@ -159,10 +200,19 @@ fn wrong_password_unknown_user_and_brute_force_block() {
 fn registering_another_users_aor_is_forbidden() {
     let mut h = Harness::new();
     let challenge = h.register(40000, "1002", 1, "");
-    let value = challenge.headers.get(&HeaderName::WwwAuthenticate).unwrap().to_owned();
+    let value = challenge
+        .headers
+        .get(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .to_owned();
     let c = Challenge::parse(&value).unwrap();
     let creds = respond(&c, "REGISTER", "sip:127.0.0.1", "1001", "pass1001", "x", 1).unwrap();
-    let r = h.register(40000, "1002", 2, &format!("Authorization: {}\r\n", creds.to_header_value()));
+    let r = h.register(
+        40000,
+        "1002",
+        2,
+        &format!("Authorization: {}\r\n", creds.to_header_value()),
+    );
     assert_eq!(r.status, 403);
 }
 
@@ -187,7 +237,11 @@ fn options_unknown_methods_and_dialogless_requests() {
     let mut h = Harness::new();
     let r = h.send(41000, &request("OPTIONS", "sip:127.0.0.1", 41000, ""));
     assert_eq!(r[0].status, 200);
-    assert!(r[0].headers.get(&HeaderName::Allow).unwrap().contains("REGISTER"));
+    assert!(r[0]
+        .headers
+        .get(&HeaderName::Allow)
+        .unwrap()
+        .contains("REGISTER"));
     let r = h.send(41001, &request("FROB", "sip:127.0.0.1", 41001, ""));
     assert_eq!(r[0].status, 501);
     assert!(r[0].headers.get(&HeaderName::Allow).is_some());
@@ -195,7 +249,10 @@ fn options_unknown_methods_and_dialogless_requests() {
     assert_eq!(r[0].status, 405);
     let r = h.send(41003, &request("BYE", "sip:127.0.0.1", 41003, ""));
     assert_eq!(r[0].status, 481);
-    let r = h.send(41004, &request("OPTIONS", "sip:127.0.0.1", 41004, "Require: foo, bar\r\n"));
+    let r = h.send(
+        41004,
+        &request("OPTIONS", "sip:127.0.0.1", 41004, "Require: foo, bar\r\n"),
+    );
     assert_eq!(r[0].status, 420);
     assert_eq!(r[0].headers.get(&HeaderName::Unsupported), Some("foo, bar"));
     let r = h.send(41005, &request("OPTIONS", "tel:+15550100", 41005, ""));
@@ -205,21 +262,43 @@ fn options_unknown_methods_and_dialogless_requests() {
 #[test]
 fn invites_need_authentication_unless_from_the_trunk() {
     let mut h = Harness::new();
-    let r = h.send(42000, &request("INVITE", "sip:+15559999@127.0.0.1", 42000, ""));
-    assert_eq!(r[0].status, 407, "no call from an unknown source without credentials");
-    let r = h.send(5080, &request("INVITE", "sip:+15550100@127.0.0.1", 5080, ""));
-    assert_eq!(r[0].status, 480, "the DID exists but calls are not handled yet");
-    let r = h.send(5080, &request("INVITE", "sip:12345@127.0.0.1", 5080, "").replace("INVITE5080", "INVITE5080b"));
+    let r = h.send(
+        42000,
+        &request("INVITE", "sip:+15559999@127.0.0.1", 42000, ""),
+    );
+    assert_eq!(
+        r[0].status, 407,
+        "no call from an unknown source without credentials"
+    );
+    let r = h.send(
+        5080,
+        &request("INVITE", "sip:+15550100@127.0.0.1", 5080, ""),
+    );
+    assert_eq!(
+        r[0].status, 480,
+        "the DID exists but calls are not handled yet"
+    );
+    let r = h.send(
+        5080,
+        &request("INVITE", "sip:12345@127.0.0.1", 5080, "")
+            .replace("INVITE5080", "INVITE5080b")
+            .replace("INVITE-5080", "INVITE-5080b"),
+    );
     assert_eq!(r[0].status, 404);
 }
 
 #[test]
 fn malformed_request_gets_400_with_warning_and_response_is_dropped() {
     let mut h = Harness::new();
-    let bad = request("OPTIONS", "sip:127.0.0.1", 43000, "").replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
+    let bad =
+        request("OPTIONS", "sip:127.0.0.1", 43000, "").replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
     let r = h.send(43000, &bad);
     assert_eq!(r[0].status, 400);
-    assert!(r[0].headers.get(&HeaderName::Warning).unwrap().contains("CSeq"));
+    assert!(r[0]
+        .headers
+        .get(&HeaderName::Warning)
+        .unwrap()
+        .contains("CSeq"));
     let r = h.send(43001, "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x\r\n\r\n");
     assert!(r.is_empty());
 }
@@ -228,7 +307,11 @@ fn malformed_request_gets_400_with_warning_and_response_is_dropped() {
 fn retransmitted_register_is_absorbed_not_reauthenticated() {
     let mut h = Harness::new();
     let challenge = h.register(40000, "1001", 1, "");
-    let value = challenge.headers.get(&HeaderName::WwwAuthenticate).unwrap().to_owned();
+    let value = challenge
+        .headers
+        .get(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .to_owned();
     let c = Challenge::parse(&value).unwrap();
     let creds = respond(&c, "REGISTER", "sip:127.0.0.1", "1001", "pass1001", "x", 1).unwrap();
     let extra = format!("Authorization: {}\r\n", creds.to_header_value());

@@ -12,6 +12,9 @@ pub fn parse_roundtrip(data: &[u8]) {
             assert_eq!(second, first, "reparse differs");
             assert_eq!(second.to_bytes(), printed, "reprint differs");
         }
-        Err(e) => panic!("printed message does not parse: {e}\n{}", String::from_utf8_lossy(&printed)),
+        Err(e) => panic!(
+            "printed message does not parse: {e}\n{}",
+            String::from_utf8_lossy(&printed)
+        ),
     }
 }

@@ -156,7 +156,9 @@ impl FromStr for CSeq {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = trim_lws(s);
-        let split = s.find([' ', '\t']).ok_or(SyntaxError::Expected("CSeq method"))?;
+        let split = s
+            .find([' ', '\t'])
+            .ok_or(SyntaxError::Expected("CSeq method"))?;
         // RFC 3261 §8.1.1.5: the sequence number is below 2^31; larger
         // values (RFC 4475 §3.1.2.4) are rejected.
         let seq: u32 = parse_digits(&s[..split])?;
@@ -202,7 +204,10 @@ impl Contacts {
 }
 
 /// Parses a comma-separated header value into its elements.
-pub(crate) fn parse_list<T>(value: &str, parse: impl Fn(&str) -> Result<T, SyntaxError>) -> Result<Vec<T>, SyntaxError> {
+pub(crate) fn parse_list<T>(
+    value: &str,
+    parse: impl Fn(&str) -> Result<T, SyntaxError>,
+) -> Result<Vec<T>, SyntaxError> {
     split_commas(value)?.into_iter().map(parse).collect()
 }
 
@@ -327,7 +332,10 @@ mod tests {
     fn names_expand_compact_forms() {
         assert_eq!("v".parse::<HeaderName>(), Ok(HeaderName::Via));
         assert_eq!("cALL-id".parse::<HeaderName>(), Ok(HeaderName::CallId));
-        assert_eq!("X-Foo".parse::<HeaderName>(), Ok(HeaderName::Other("X-Foo".into())));
+        assert_eq!(
+            "X-Foo".parse::<HeaderName>(),
+            Ok(HeaderName::Other("X-Foo".into()))
+        );
         assert!(HeaderName::Other("x-foo".into()).matches(&HeaderName::Other("X-FOO".into())));
         assert!("Bad Name".parse::<HeaderName>().is_err());
     }
@@ -336,7 +344,10 @@ mod tests {
     fn cseq_limits() {
         assert_eq!(
             "0009\r\n INVITE".replace("\r\n", "").parse::<CSeq>(),
-            Ok(CSeq { seq: 9, method: Method::Invite })
+            Ok(CSeq {
+                seq: 9,
+                method: Method::Invite
+            })
         );
         assert!("36893488147419103232 INVITE".parse::<CSeq>().is_err());
         assert!("2147483648 INVITE".parse::<CSeq>().is_err());

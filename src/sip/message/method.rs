@@ -86,10 +86,18 @@ mod tests {
 
     #[test]
     fn known_and_extension_methods_round_trip() {
-        for m in ["INVITE", "REGISTER", "!interesting-Method0123456789_*+`.%indeed'~", "RE%47IST%45R"] {
+        for m in [
+            "INVITE",
+            "REGISTER",
+            "!interesting-Method0123456789_*+`.%indeed'~",
+            "RE%47IST%45R",
+        ] {
             assert_eq!(m.parse::<Method>().map(|m| m.to_string()), Ok(m.to_owned()));
         }
-        assert_eq!("invite".parse::<Method>(), Ok(Method::Extension("invite".into())));
+        assert_eq!(
+            "invite".parse::<Method>(),
+            Ok(Method::Extension("invite".into()))
+        );
         assert!("IN VITE".parse::<Method>().is_err());
         assert!("".parse::<Method>().is_err());
     }

@@ -51,10 +51,17 @@ impl NameAddr {
             let d = trim_lws(&s[..lt]);
             // Unquoted display names are tokens separated by LWS (RFC 3261
             // §25.1); RFC 4475 §3.1.2.14's "Bell, Alexander" fails here.
-            if !d.is_empty() && !d.split(|c| c == ' ' || c == '\t').filter(|w| !w.is_empty()).all(is_token) {
+            if !d.is_empty() && !d.split([' ', '\t']).filter(|w| !w.is_empty()).all(is_token) {
                 return Err(SyntaxError::Expected("display name"));
             }
-            (if d.is_empty() { None } else { Some(d.to_owned()) }, &s[lt..])
+            (
+                if d.is_empty() {
+                    None
+                } else {
+                    Some(d.to_owned())
+                },
+                &s[lt..],
+            )
         } else {
             return Self::parse_addr_spec(s);
         };
@@ -66,7 +73,11 @@ impl NameAddr {
         }
         let uri = inner.parse::<Uri>()?;
         let params = Params::parse(&rest[inner_end + 1..], ParamContext::Header)?;
-        Ok(NameAddr { display, uri, params })
+        Ok(NameAddr {
+            display,
+            uri,
+            params,
+        })
     }
 
     /// `addr-spec *(;param)`: the URI ends at the first `;`, and may carry
@@ -109,7 +120,8 @@ mod tests {
         let n = n.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(n.display.as_deref(), Some(r#"J Rosenberg \""#));
         assert_eq!(n.tag(), Some("98asjd8"));
-        let n = NameAddr::parse("caller<sip:caller@example.com>;tag=323").unwrap_or_else(|e| panic!("{e}"));
+        let n = NameAddr::parse("caller<sip:caller@example.com>;tag=323")
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(n.display.as_deref(), Some("caller"));
         let n = NameAddr::parse("sip:caller@example.net;tag=2").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(n.tag(), Some("2"));

@@ -41,7 +41,11 @@ impl Params {
 
     /// Sets `name` (replacing an existing value) keeping its position.
     pub fn set(&mut self, name: &str, value: Option<String>) {
-        match self.0.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some(entry) => entry.1 = value,
             None => self.0.push((name.to_owned(), value)),
         }
@@ -124,7 +128,22 @@ pub(crate) fn is_uri_param_char(c: u8) -> bool {
     c.is_ascii_alphanumeric()
         || matches!(
             c,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' | b'%' | b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$'
+            b'-' | b'_'
+                | b'.'
+                | b'!'
+                | b'~'
+                | b'*'
+                | b'\''
+                | b'('
+                | b')'
+                | b'%'
+                | b'['
+                | b']'
+                | b'/'
+                | b':'
+                | b'&'
+                | b'+'
+                | b'$'
         )
 }
 
@@ -195,7 +214,8 @@ mod tests {
 
     #[test]
     fn header_params_tolerate_lws_and_quotes() {
-        let p = Params::parse(" ; tag = abc ;lr; q=\"a;b\"", ParamContext::Header).unwrap_or_default();
+        let p =
+            Params::parse(" ; tag = abc ;lr; q=\"a;b\"", ParamContext::Header).unwrap_or_default();
         assert_eq!(p.get("TAG"), Some(Some("abc")));
         assert_eq!(p.get("lr"), Some(None));
         assert_eq!(p.get("q"), Some(Some("\"a;b\"")));

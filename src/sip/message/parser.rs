@@ -27,13 +27,19 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
     let buf = &buf[start..];
     let (head, body_start) = match find_head_end(buf) {
         Some(split) => split,
-        None => return Err(ParseError::unanswerable(ParseErrorKind::Framing("no empty line after the headers"))),
+        None => {
+            return Err(ParseError::unanswerable(ParseErrorKind::Framing(
+                "no empty line after the headers",
+            )))
+        }
     };
     let lines = unfold(&buf[..head]);
     let mut lines = lines.into_iter();
     let start_line = lines
         .next()
-        .ok_or(ParseError::unanswerable(ParseErrorKind::Framing("no start line")))?;
+        .ok_or(ParseError::unanswerable(ParseErrorKind::Framing(
+            "no start line",
+        )))?;
     let start_line = std::str::from_utf8(&start_line)
         .map_err(|_| ParseError::unanswerable(ParseErrorKind::Encoding))?;
     let start = parse_start_line(start_line)?;
@@ -54,13 +60,17 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
     };
     let fail = |kind: ParseErrorKind| ParseError {
         kind,
-        answerable: request_method.as_ref().and_then(|m| answerable(m, &raw_lines)),
+        answerable: request_method
+            .as_ref()
+            .and_then(|m| answerable(m, &raw_lines)),
     };
     if let Some(e) = bad_line {
         return Err(fail(e));
     }
     let start = match start {
-        StartLine::Request { version: Some(v), .. } => return Err(fail(ParseErrorKind::Version(v))),
+        StartLine::Request {
+            version: Some(v), ..
+        } => return Err(fail(ParseErrorKind::Version(v))),
         s => s,
     };
 
@@ -68,7 +78,10 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
     let available = buf.len() - body_start;
     let body_len = match content_length {
         Some(declared) if declared > available => {
-            return Err(fail(ParseErrorKind::BodyLength { declared, available }))
+            return Err(fail(ParseErrorKind::BodyLength {
+                declared,
+                available,
+            }))
         }
         Some(declared) => declared,
         None => available,
@@ -81,9 +94,19 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
             if headers.cseq.method != method {
                 return Err(fail(ParseErrorKind::CSeqMismatch));
             }
-            Message::Request(Request { method, uri, headers, body })
+            Message::Request(Request {
+                method,
+                uri,
+                headers,
+                body,
+            })
         }
-        StartLine::Response { status, reason } => Message::Response(Response { status, reason, headers, body }),
+        StartLine::Response { status, reason } => Message::Response(Response {
+            status,
+            reason,
+            headers,
+            body,
+        }),
     })
 }
 
@@ -125,7 +148,10 @@ fn unfold(head: &[u8]) -> Vec<Cow<'_, [u8]>> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         match (line.first(), out.last_mut()) {
             (Some(b' ' | b'\t'), Some(prev)) => {
-                let start = line.iter().position(|&c| c != b' ' && c != b'\t').unwrap_or(line.len());
+                let start = line
+                    .iter()
+                    .position(|&c| c != b' ' && c != b'\t')
+                    .unwrap_or(line.len());
                 let prev = prev.to_mut();
                 while prev.last().is_some_and(|&c| c == b' ' || c == b'\t') {
                     prev.pop();
@@ -147,7 +173,9 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
         if parts.next() != Some("2.0") {
             return Err(bad(SyntaxError::Expected("SIP/2.0")));
         }
-        let code = parts.next().ok_or(bad(SyntaxError::Expected("status code")))?;
+        let code = parts
+            .next()
+            .ok_or(bad(SyntaxError::Expected("status code")))?;
         if code.len() != 3 {
             return Err(bad(SyntaxError::Expected("3-digit status code")));
         }
@@ -161,9 +189,12 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
     // Request-Line = Method SP Request-URI SP SIP-Version: exactly one space
     // between elements (RFC 4475 §3.1.2.7-9).
     let mut parts = line.split(' ');
-    let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(bad(SyntaxError::Expected("Method SP Request-URI SP SIP-Version")));
+        return Err(bad(SyntaxError::Expected(
+            "Method SP Request-URI SP SIP-Version",
+        )));
     };
     let method: Method = method.parse().map_err(bad)?;
     let uri: Uri = uri.parse().map_err(bad)?;
@@ -178,7 +209,11 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
     } else {
         return Err(bad(SyntaxError::Expected("SIP-Version")));
     };
-    Ok(StartLine::Request { method, uri, version })
+    Ok(StartLine::Request {
+        method,
+        uri,
+        version,
+    })
 }
 
 type RawLine<'a> = (HeaderName, Cow<'a, str>);
@@ -195,7 +230,9 @@ fn split_header_line<'a>(line: &Cow<'a, [u8]>) -> Result<RawLine<'a>, ParseError
         .parse()
         .map_err(|_| ParseErrorKind::HeaderLine(text(line)))?;
     let value = match line {
-        Cow::Borrowed(b) => Cow::Borrowed(std::str::from_utf8(&b[colon + 1..]).map_err(|_| ParseErrorKind::Encoding)?),
+        Cow::Borrowed(b) => Cow::Borrowed(
+            std::str::from_utf8(&b[colon + 1..]).map_err(|_| ParseErrorKind::Encoding)?,
+        ),
         Cow::Owned(b) => Cow::Owned(
             std::str::from_utf8(&b[colon + 1..])
                 .map_err(|_| ParseErrorKind::Encoding)?
@@ -240,7 +277,8 @@ fn build_headers(lines: &[RawLine<'_>]) -> Result<(Headers, Option<usize>), Pars
         *slot = Some(value);
         Ok(())
     }
-    let typed = |header: &'static str| move |error: SyntaxError| ParseErrorKind::Header { header, error };
+    let typed =
+        |header: &'static str| move |error: SyntaxError| ParseErrorKind::Header { header, error };
 
     let (mut from, mut to, mut call_id, mut cseq, mut max_forwards, mut content_length) =
         (None, None, None, None, None, None);
@@ -253,10 +291,22 @@ fn build_headers(lines: &[RawLine<'_>]) -> Result<(Headers, Option<usize>), Pars
         let value: &str = value;
         match name {
             HeaderName::Via => via.extend(parse_list(value, Via::parse).map_err(typed("Via"))?),
-            HeaderName::From => once(&mut from, NameAddr::parse(value).map_err(typed("From"))?, "From")?,
+            HeaderName::From => once(
+                &mut from,
+                NameAddr::parse(value).map_err(typed("From"))?,
+                "From",
+            )?,
             HeaderName::To => once(&mut to, NameAddr::parse(value).map_err(typed("To"))?, "To")?,
-            HeaderName::CallId => once(&mut call_id, value.parse::<CallId>().map_err(typed("Call-ID"))?, "Call-ID")?,
-            HeaderName::CSeq => once(&mut cseq, value.parse::<CSeq>().map_err(typed("CSeq"))?, "CSeq")?,
+            HeaderName::CallId => once(
+                &mut call_id,
+                value.parse::<CallId>().map_err(typed("Call-ID"))?,
+                "Call-ID",
+            )?,
+            HeaderName::CSeq => once(
+                &mut cseq,
+                value.parse::<CSeq>().map_err(typed("CSeq"))?,
+                "CSeq",
+            )?,
             HeaderName::MaxForwards => once(
                 &mut max_forwards,
                 parse_digits::<u8>(value).map_err(typed("Max-Forwards"))?,
@@ -287,17 +337,27 @@ fn build_headers(lines: &[RawLine<'_>]) -> Result<(Headers, Option<usize>), Pars
                     _ => return Err(ParseErrorKind::Duplicate("Contact")),
                 });
             }
-            HeaderName::Route => route.extend(parse_list(value, NameAddr::parse).map_err(typed("Route"))?),
-            HeaderName::RecordRoute => {
-                record_route.extend(parse_list(value, NameAddr::parse).map_err(typed("Record-Route"))?)
+            HeaderName::Route => {
+                route.extend(parse_list(value, NameAddr::parse).map_err(typed("Route"))?)
             }
+            HeaderName::RecordRoute => record_route
+                .extend(parse_list(value, NameAddr::parse).map_err(typed("Record-Route"))?),
             HeaderName::ContentType => {
-                if other.iter().any(|h: &Header| h.name == HeaderName::ContentType) {
+                if other
+                    .iter()
+                    .any(|h: &Header| h.name == HeaderName::ContentType)
+                {
                     return Err(ParseErrorKind::Duplicate("Content-Type"));
                 }
-                other.push(Header { name: name.clone(), value: value.to_owned() });
+                other.push(Header {
+                    name: name.clone(),
+                    value: value.to_owned(),
+                });
             }
-            _ => other.push(Header { name: name.clone(), value: value.to_owned() }),
+            _ => other.push(Header {
+                name: name.clone(),
+                value: value.to_owned(),
+            }),
         }
     }
     if via.is_empty() {

@@ -35,7 +35,10 @@ fn typical_invite_parses_and_round_trips() {
     assert_eq!(r.headers.cseq.seq, 314159);
     assert_eq!(r.headers.from.tag(), Some("1928301774"));
     assert_eq!(r.headers.to.display.as_deref(), Some("Bob"));
-    assert_eq!(r.headers.get(&HeaderName::ContentType), Some("application/sdp"));
+    assert_eq!(
+        r.headers.get(&HeaderName::ContentType),
+        Some("application/sdp")
+    );
     assert_eq!(r.body.len(), 162);
     assert!(r.body.ends_with(b"PCMU/8000\r\n"));
     fuzz::parse_roundtrip(INVITE.as_bytes());

@@ -13,7 +13,10 @@ use super::params::{ParamContext, Params};
 pub enum Uri {
     Sip(SipUri),
     /// Any other absolute URI: `scheme` is lower-cased, `opaque` verbatim.
-    Other { scheme: String, opaque: String },
+    Other {
+        scheme: String,
+        opaque: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +50,9 @@ impl Host {
 
     pub(crate) fn parse(s: &str) -> Result<Host, SyntaxError> {
         if let Some(inner) = s.strip_prefix('[') {
-            let inner = inner.strip_suffix(']').ok_or(SyntaxError::Expected("']'"))?;
+            let inner = inner
+                .strip_suffix(']')
+                .ok_or(SyntaxError::Expected("']'"))?;
             return inner
                 .parse::<Ipv6Addr>()
                 .map(|ip| Host::Ip(IpAddr::V6(ip)))
@@ -61,16 +66,15 @@ impl Host {
         }
         // RFC 3261 §25.1 hostname: labels of alphanumerics and '-', dot separated,
         // optionally with a trailing dot.
-        let valid = s
-            .split('.')
-            .enumerate()
-            .all(|(i, label)| {
-                (label.is_empty() && i > 0 && s.ends_with('.'))
-                    || (!label.is_empty()
-                        && label.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-                        && !label.starts_with('-')
-                        && !label.ends_with('-'))
-            });
+        let valid = s.split('.').enumerate().all(|(i, label)| {
+            (label.is_empty() && i > 0 && s.ends_with('.'))
+                || (!label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-'))
+        });
         if valid {
             Ok(Host::Domain(s.to_ascii_lowercase()))
         } else {
@@ -96,16 +100,26 @@ impl fmt::Display for Host {
 }
 
 fn is_unreserved(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
 }
 
 /// Checks that every byte is allowed or part of a valid `%HH` escape.
-fn check_escaped(s: &str, allowed: impl Fn(u8) -> bool, what: &'static str) -> Result<(), SyntaxError> {
+fn check_escaped(
+    s: &str,
+    allowed: impl Fn(u8) -> bool,
+    what: &'static str,
+) -> Result<(), SyntaxError> {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)) {
+            if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+            {
                 return Err(SyntaxError::Expected(what));
             }
             i += 3;
@@ -144,7 +158,10 @@ impl SipUri {
 
     /// The `transport` parameter, lower-cased.
     pub fn transport_param(&self) -> Option<String> {
-        self.params.get("transport").flatten().map(str::to_ascii_lowercase)
+        self.params
+            .get("transport")
+            .flatten()
+            .map(str::to_ascii_lowercase)
     }
 
     /// Parses what follows `sip:`/`sips:`.
@@ -231,7 +248,10 @@ impl FromStr for Uri {
         let colon = s.find(':').ok_or(SyntaxError::Expected("URI scheme"))?;
         let scheme = &s[..colon];
         let rest = &s[colon + 1..];
-        let scheme_ok = scheme.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
+        let scheme_ok = scheme
+            .bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
             && scheme
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
@@ -340,27 +360,48 @@ mod tests {
     #[test]
     fn ipv6_and_torture_users() {
         let u = sip("sip:[::1]:5060");
-        assert_eq!(u.host, Host::Ip("::1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))));
+        assert_eq!(
+            u.host,
+            Host::Ip("::1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
+        );
         assert_eq!(u.to_string(), "sip:[::1]:5060");
         // RFC 4475 §3.1.1.9: ';' inside the user part.
         let u = sip("sip:user;par=u%40example.net@example.com");
         assert_eq!(u.user.as_deref(), Some("user;par=u%40example.net"));
         // RFC 4475 §3.1.1.4: an escaped NUL stays escaped.
-        assert_eq!(sip("sip:null-%00-null@example.com").user.as_deref(), Some("null-%00-null"));
+        assert_eq!(
+            sip("sip:null-%00-null@example.com").user.as_deref(),
+            Some("null-%00-null")
+        );
     }
 
     #[test]
     fn other_schemes_are_opaque() {
         assert_eq!(
             "tel:+15550100".parse::<Uri>(),
-            Ok(Uri::Other { scheme: "tel".into(), opaque: "+15550100".into() })
+            Ok(Uri::Other {
+                scheme: "tel".into(),
+                opaque: "+15550100".into()
+            })
         );
-        assert!(matches!("soap.beep://192.0.2.103:3002".parse::<Uri>(), Ok(Uri::Other { .. })));
+        assert!(matches!(
+            "soap.beep://192.0.2.103:3002".parse::<Uri>(),
+            Ok(Uri::Other { .. })
+        ));
     }
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["<sip:user@example.com>", "sip:user@", "sip:@host", "sip:host:99999", "sip:a%zz@host", "sip:[::1", "sip:ho st", "sip:host;"] {
+        for bad in [
+            "<sip:user@example.com>",
+            "sip:user@",
+            "sip:@host",
+            "sip:host:99999",
+            "sip:a%zz@host",
+            "sip:[::1",
+            "sip:ho st",
+            "sip:host;",
+        ] {
             assert!(bad.parse::<Uri>().is_err(), "{bad} accepted");
         }
     }

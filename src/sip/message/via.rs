@@ -42,7 +42,10 @@ impl Via {
     }
 
     pub fn received(&self) -> Option<IpAddr> {
-        self.params.get("received").flatten().and_then(|r| r.parse().ok())
+        self.params
+            .get("received")
+            .flatten()
+            .and_then(|r| r.parse().ok())
     }
 
     /// `Some(None)` when `rport` is present without a value (a request to
@@ -63,7 +66,9 @@ impl Via {
         if !name.eq_ignore_ascii_case("SIP") || version != "2.0" {
             return Err(SyntaxError::Expected("SIP/2.0"));
         }
-        let t_end = rest.find(|c| c == ' ' || c == '\t').ok_or(SyntaxError::Expected("sent-by"))?;
+        let t_end = rest
+            .find([' ', '\t'])
+            .ok_or(SyntaxError::Expected("sent-by"))?;
         let transport = &rest[..t_end];
         if !is_token(transport) {
             return Err(SyntaxError::Expected("transport"));
@@ -102,8 +107,10 @@ mod tests {
 
     #[test]
     fn parses_spacing_and_params() {
-        let v = Via::parse("SIP  /  2.0  /  udp  192.0.2.2:5060 ; branch=z9hG4bKx;rport;received=192.0.2.9")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let v = Via::parse(
+            "SIP  /  2.0  /  udp  192.0.2.2:5060 ; branch=z9hG4bKx;rport;received=192.0.2.9",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v.transport, "UDP");
         assert_eq!(v.port, Some(5060));
         assert_eq!(v.branch(), Some("z9hG4bKx"));
@@ -114,8 +121,12 @@ mod tests {
             v.to_string(),
             "SIP/2.0/UDP 192.0.2.2:5060;branch=z9hG4bKx;rport;received=192.0.2.9"
         );
-        let v6 = Via::parse("SIP/2.0/TCP [2001:db8::9]:5061;branch=z9hG4bK1").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(v6.to_string(), "SIP/2.0/TCP [2001:db8::9]:5061;branch=z9hG4bK1");
+        let v6 = Via::parse("SIP/2.0/TCP [2001:db8::9]:5061;branch=z9hG4bK1")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            v6.to_string(),
+            "SIP/2.0/TCP [2001:db8::9]:5061;branch=z9hG4bK1"
+        );
     }
 
     #[test]

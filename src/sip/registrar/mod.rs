@@ -59,7 +59,11 @@ pub enum RegistrarEvent {
     /// A binding ended (unregistered or expired): forget it.
     Removed { aor: String, contact: String },
     /// A binding's reachability changed (log it).
-    Reachability { aor: String, contact: String, reachable: bool },
+    Reachability {
+        aor: String,
+        contact: String,
+        reachable: bool,
+    },
 }
 
 /// An OPTIONS ping to send (RFC 3261 §11; "qualify").
@@ -88,7 +92,9 @@ fn parse_expires(value: &str) -> Result<u32, RegisterError> {
     if value.is_empty() || !value.bytes().all(|c| c.is_ascii_digit()) {
         return Err(RegisterError::Malformed("Expires is not a number"));
     }
-    Ok(value.parse::<u64>().map_or(u32::MAX, |v| u32::try_from(v).unwrap_or(u32::MAX)))
+    Ok(value
+        .parse::<u64>()
+        .map_or(u32::MAX, |v| u32::try_from(v).unwrap_or(u32::MAX)))
 }
 
 impl Registrar {
@@ -172,7 +178,9 @@ impl Registrar {
                 for contact in list {
                     let expires = match contact.params.get("expires") {
                         Some(Some(v)) => parse_expires(v)?,
-                        Some(None) => return Err(RegisterError::Malformed("expires without value")),
+                        Some(None) => {
+                            return Err(RegisterError::Malformed("expires without value"))
+                        }
                         None => header_expires.unwrap_or(self.config.default_expires),
                     };
                     if expires != 0 && expires < self.config.min_expires {
@@ -223,7 +231,10 @@ impl Registrar {
                         user_agent.clone(),
                     );
                     self.schedule(now, aor, &mut binding);
-                    self.bindings.entry(aor.to_owned()).or_default().push(binding.clone());
+                    self.bindings
+                        .entry(aor.to_owned())
+                        .or_default()
+                        .push(binding.clone());
                     self.events.push_back(RegistrarEvent::Updated {
                         aor: aor.to_owned(),
                         binding: Box::new(binding),
@@ -249,15 +260,20 @@ impl Registrar {
             if *at > now {
                 break;
             }
-            let Some(Reverse((at, aor, key))) = self.expiries.pop() else { break };
-            let Some(list) = self.bindings.get_mut(&aor) else { continue };
+            let Some(Reverse((at, aor, key))) = self.expiries.pop() else {
+                break;
+            };
+            let Some(list) = self.bindings.get_mut(&aor) else {
+                continue;
+            };
             let before = list.len();
             list.retain(|b| !(b.key == key && b.expires_at == at));
             if list.len() != before {
                 if list.is_empty() {
                     self.bindings.remove(&aor);
                 }
-                self.events.push_back(RegistrarEvent::Removed { aor, contact: key });
+                self.events
+                    .push_back(RegistrarEvent::Removed { aor, contact: key });
             }
         }
         let mut probes = Vec::new();
@@ -268,7 +284,9 @@ impl Registrar {
             if *at > now {
                 break;
             }
-            let Some(Reverse((at, aor, key))) = self.qualifies.pop() else { break };
+            let Some(Reverse((at, aor, key))) = self.qualifies.pop() else {
+                break;
+            };
             let Some(b) = self
                 .bindings
                 .get_mut(&aor)

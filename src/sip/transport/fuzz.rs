@@ -8,19 +8,26 @@ use super::{Frame, FrameError, StreamFramer};
 /// chunk, and every message frame must fit the limit.
 pub fn framer(data: &[u8]) {
     const LIMIT: usize = 4096;
-    let Some((&split, rest)) = data.split_first() else { return };
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
     let chunk = usize::from(split).max(1);
     let mut framer = StreamFramer::new(LIMIT);
     for piece in rest.chunks(chunk) {
         framer.push(piece);
-        assert!(framer.buffered() <= LIMIT + chunk, "buffer grew past its bound");
+        assert!(
+            framer.buffered() <= LIMIT + chunk,
+            "buffer grew past its bound"
+        );
         while let Some(frame) = framer.next_frame() {
             match frame {
                 Ok(Frame::Message(m)) => assert!(m.len() <= LIMIT),
                 Ok(Frame::Ping) => {}
-                Err(FrameError::TooLarge { .. } | FrameError::BadContentLength | FrameError::MissingContentLength { .. }) => {
-                    return
-                }
+                Err(
+                    FrameError::TooLarge { .. }
+                    | FrameError::BadContentLength
+                    | FrameError::MissingContentLength { .. },
+                ) => return,
             }
         }
     }
