@@ -26,7 +26,7 @@ impl Baresip {
             dir.path().join("config"),
             format!(
                 "sip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\ndns_server 127.0.0.1:53\n\
-module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule account.so\n"
+module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule_tmp uuid.so\nmodule_tmp account.so\n"
             ),
         )
         .unwrap();

@@ -161,10 +161,7 @@ fn empty_file_gives_defaults() -> TestResult {
         }
     );
     assert_eq!(c.auth.realm, "127.0.0.1");
-    assert_eq!(
-        c.auth.algorithms,
-        vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256]
-    );
+    assert_eq!(c.auth.algorithms, vec![DigestAlgorithm::Md5]);
     assert_eq!(c.auth.nonce_ttl, Duration::from_secs(300));
     assert_eq!(c.auth.max_failures, 5);
     assert_eq!(c.auth.failure_window, Duration::from_secs(60));

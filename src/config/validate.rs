@@ -39,7 +39,7 @@ const DEFAULT_QUALIFY_INTERVAL_SECS: u64 = 30;
 const DEFAULT_QUALIFY_FAILURES: u32 = 2;
 /// MD5 first: SIPp and many phones read only the first challenge and know
 /// only MD5 (RFC 8760 §2.4 lets the server order challenges by preference).
-const DEFAULT_ALGORITHMS: [DigestAlgorithm; 2] = [DigestAlgorithm::Md5, DigestAlgorithm::Sha256];
+const DEFAULT_ALGORITHMS: [DigestAlgorithm; 1] = [DigestAlgorithm::Md5];
 const DEFAULT_NONCE_TTL_SECS: u64 = 300;
 const DEFAULT_MAX_FAILURES: u32 = 5;
 const DEFAULT_FAILURE_WINDOW_SECS: u64 = 60;

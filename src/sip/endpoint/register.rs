@@ -114,7 +114,7 @@ impl Endpoint {
         let Some(credentials) = ours else {
             return Err(Box::new(self.challenge(now, request, proxy, false)));
         };
-        if !credentials.uri_matches(&request.uri.to_string()) {
+        if !digest_uri_matches(&credentials, &request.uri.to_string()) {
             return Err(Box::new(self.reply(request, 400)));
         }
         let secret = self.users.get(credentials.username.as_str());
@@ -147,4 +147,14 @@ impl Endpoint {
         }
         r
     }
+}
+
+/// RFC 2617 §3.2.2.5: the digest-uri must be the Request-URI. SIPp 3.6 writes
+/// IPv6 hosts without brackets there (`sip:::1:5060`), so brackets are not
+/// significant in the comparison; the response hash still covers the exact
+/// text the client used.
+fn digest_uri_matches(credentials: &Credentials, request_uri: &str) -> bool {
+    let unbracketed = |s: &str| s.replace(['[', ']'], "");
+    credentials.uri_matches(request_uri)
+        || unbracketed(&credentials.uri) == unbracketed(request_uri)
 }
