@@ -6,6 +6,7 @@
 //! torture tests into ordinary ones. Parser/UAS assertions iterate over
 //! [`manifest::load`] in the same way.
 
+mod gateway;
 mod manifest;
 
 use manifest::{Entry, Expect, Kind};

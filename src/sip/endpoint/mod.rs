@@ -24,7 +24,7 @@ use super::auth::{
     ConfigError as AuthConfigError, DigestVerifier, FailureLimiter, UserSecret, VerifierConfig,
 };
 use super::flow::Flow;
-use super::message::{parse, reason_phrase, Host, Message, Request};
+use super::message::{parse, reason_phrase, Host, Message, Method, Request, BRANCH_MAGIC};
 use super::registrar::{Registrar, RegistrarConfig, RegistrarEvent};
 use super::transaction::{ClientTxId, TimerConfig, TransactionLayer, TxEvent};
 use ids::IdGenerator;
@@ -222,6 +222,18 @@ impl Endpoint {
         match parse(data) {
             Ok(Message::Request(mut request)) => {
                 let reply_to = stamp_via(&mut request, &flow);
+                // RFC 4475 §3.2.1: a branch that is only the magic cookie
+                // identifies no transaction; answered 400, statelessly.
+                if request.headers.top_via().and_then(|v| v.branch()) == Some(BRANCH_MAGIC)
+                    && request.method != Method::Ack
+                {
+                    let data = self.reply(&request, 400).to_bytes();
+                    self.outputs.push_back(Output::Transmit {
+                        flow: reply_to,
+                        data: data.into(),
+                    });
+                    return;
+                }
                 let reliable = reply_to.is_reliable();
                 self.tx.receive_request(now, request, reply_to, reliable);
             }

@@ -23,6 +23,10 @@ impl Endpoint {
         if !self.is_our_domain(request) {
             return self.reply(request, 404);
         }
+        // The address of record must be a SIP URI (§10.2; RFC 4475 §3.3.4).
+        if request.headers.to.uri.as_sip().is_none() {
+            return self.reply(request, 400);
+        }
         let user = match self.authenticate(now, request, source, false) {
             Ok(user) => user,
             Err(response) => return *response,
@@ -107,8 +111,10 @@ impl Endpoint {
                     ours = Some(c);
                     break;
                 }
-                Ok(_) => {}
-                Err(_) => return Err(Box::new(self.reply(request, 400))),
+                // Another realm, another scheme or credentials we cannot
+                // read: a fresh challenge tells the client what we want
+                // (RFC 4475 §3.3.7).
+                Ok(_) | Err(_) => {}
             }
         }
         let Some(credentials) = ours else {

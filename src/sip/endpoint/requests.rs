@@ -88,6 +88,20 @@ impl Endpoint {
         }
     }
 
+    /// An absent Accept means application/sdp (RFC 3261 §20.1).
+    fn accepts_sdp(&self, request: &Request) -> bool {
+        let mut ranges = request.headers.tokens(&HeaderName::Accept).peekable();
+        if ranges.peek().is_none() {
+            return true;
+        }
+        ranges.any(|range| {
+            let media = range.split(';').next().unwrap_or("").trim();
+            media.eq_ignore_ascii_case(ACCEPT)
+                || media == "*/*"
+                || media.eq_ignore_ascii_case("application/*")
+        })
+    }
+
     fn acceptable_body(&self, request: &Request) -> bool {
         let content_type = request.headers.get(&HeaderName::ContentType).unwrap_or("");
         let media = content_type.split(';').next().unwrap_or("").trim();
@@ -106,6 +120,13 @@ impl Endpoint {
     /// from a trunk must authenticate first, so that no one probes our
     /// numbers or, later, our trunks for free.
     fn invite(&mut self, now: Instant, request: &Request, source: &Flow) -> Response {
+        // RFC 3261 §21.4.7: our answers carry SDP; a caller that accepts no
+        // SDP cannot be served.
+        if !self.accepts_sdp(request) {
+            let mut r = self.reply(request, 406);
+            r.headers.push(HeaderName::Accept, ACCEPT);
+            return r;
+        }
         if !self.is_trunk_peer(source) {
             if let Err(response) = self.authenticate(now, request, source, true) {
                 return *response;

@@ -25,14 +25,10 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
         .position(|&c| c != b'\r' && c != b'\n')
         .ok_or(ParseError::unanswerable(ParseErrorKind::Framing("empty")))?;
     let buf = &buf[start..];
-    let (head, body_start) = match find_head_end(buf) {
-        Some(split) => split,
-        None => {
-            return Err(ParseError::unanswerable(ParseErrorKind::Framing(
-                "no empty line after the headers",
-            )))
-        }
-    };
+    // A datagram whose headers run to its end without the empty line is read
+    // as headers only (RFC 4475's archived `baddn` is one), so that its other
+    // errors can still be answered.
+    let (head, body_start) = find_head_end(buf).unwrap_or((buf.len(), buf.len()));
     let lines = unfold(&buf[..head]);
     let mut lines = lines.into_iter();
     let start_line = lines
@@ -42,7 +38,7 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
         )))?;
     let start_line = std::str::from_utf8(&start_line)
         .map_err(|_| ParseError::unanswerable(ParseErrorKind::Encoding))?;
-    let start = parse_start_line(start_line)?;
+    let start = parse_start_line(start_line);
 
     let mut raw_lines = Vec::new();
     let mut bad_line = None;
@@ -54,9 +50,13 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
             }
         }
     }
+    // A request whose start line is malformed is still answerable (400) when
+    // its headers can be copied; its first word stands in for the method.
     let request_method = match &start {
-        StartLine::Request { method, .. } => Some(method.clone()),
-        StartLine::Response { .. } => None,
+        Ok(StartLine::Request { method, .. }) => Some(method.to_string()),
+        Ok(StartLine::Response { .. }) => None,
+        Err(_) if start_line.starts_with("SIP/") => None,
+        Err(_) => Some(start_line.split(' ').next().unwrap_or_default().to_owned()),
     };
     let fail = |kind: ParseErrorKind| ParseError {
         kind,
@@ -64,6 +64,7 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
             .as_ref()
             .and_then(|m| answerable(m, &raw_lines)),
     };
+    let start = start.map_err(&fail)?;
     if let Some(e) = bad_line {
         return Err(fail(e));
     }
@@ -165,8 +166,8 @@ fn unfold(head: &[u8]) -> Vec<Cow<'_, [u8]>> {
     out
 }
 
-fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
-    let bad = |e: SyntaxError| ParseError::unanswerable(ParseErrorKind::StartLine(e));
+fn parse_start_line(line: &str) -> Result<StartLine, ParseErrorKind> {
+    let bad = ParseErrorKind::StartLine;
     if let Some(rest) = line.strip_prefix("SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let mut parts = rest.splitn(3, ' ');
@@ -247,7 +248,7 @@ fn split_header_line<'a>(line: &Cow<'a, [u8]>) -> Result<RawLine<'a>, ParseError
 }
 
 /// The headers a response copies from its request (RFC 3261 §8.2.6.2).
-fn answerable(method: &Method, lines: &[RawLine<'_>]) -> Option<RawHead> {
+fn answerable(method: &str, lines: &[RawLine<'_>]) -> Option<RawHead> {
     let copied: Vec<(&'static str, String)> = lines
         .iter()
         .filter_map(|(name, value)| {
@@ -264,7 +265,7 @@ fn answerable(method: &Method, lines: &[RawLine<'_>]) -> Option<RawHead> {
         .collect();
     // Without a Via there is nowhere to send a response.
     copied.iter().any(|(n, _)| *n == "Via").then(|| RawHead {
-        method: method.to_string(),
+        method: method.to_owned(),
         copied,
     })
 }
