@@ -130,7 +130,11 @@ fn serve(path: &std::path::Path, log_format: Option<LogFormat>) -> ExitCode {
         "configuration loaded"
     );
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // The signalling runs on one thread: the socket tasks and the endpoint
+    // then hand messages to each other without cross-thread wake-ups, which
+    // cost more than the SIP work itself (docs/performance.md). Blocking
+    // work (the store) has its own thread; media will have its own workers.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

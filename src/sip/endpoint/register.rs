@@ -3,7 +3,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use super::super::auth::{Credentials, Verdict};
 use super::super::flow::Flow;
@@ -44,12 +44,9 @@ impl Endpoint {
         }
         match self.registrar.register(now, wall, &user, request, source) {
             Ok(contacts) => {
-                if request.headers.contact.is_empty()
-                    && request.headers.contact != Contacts::Wildcard
-                {
-                    // A query (§10.2.3) changes nothing: not worth a log line.
-                } else {
-                    info!(agent = %user, contacts = contacts.len(), remote = %source.remote, "registered");
+                // A query (§10.2.3) changes nothing: not worth a log line.
+                if !request.headers.contact.is_empty() {
+                    debug!(agent = %user, contacts = contacts.len(), remote = %source.remote, "registered");
                 }
                 let mut r = self.reply(request, 200);
                 r.headers.contact = Contacts::List(contacts);
