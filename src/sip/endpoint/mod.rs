@@ -24,7 +24,9 @@ use super::auth::{
     ConfigError as AuthConfigError, DigestVerifier, FailureLimiter, UserSecret, VerifierConfig,
 };
 use super::flow::Flow;
-use super::message::{parse, reason_phrase, Host, Message, Method, Request, BRANCH_MAGIC};
+use super::message::{
+    parse, reason_phrase, HeaderName, Host, Message, Method, Request, BRANCH_MAGIC,
+};
 use super::registrar::{Registrar, RegistrarConfig, RegistrarEvent};
 use super::transaction::{ClientTxId, TimerConfig, TransactionLayer, TxEvent};
 use ids::IdGenerator;
@@ -234,6 +236,21 @@ impl Endpoint {
                     });
                     return;
                 }
+                // RFC 3261 §8.2.7: a REGISTER without credentials changes
+                // nothing and is answered statelessly (a challenge, mostly).
+                // Half of every registration is such a request: no
+                // transaction state is kept for it, and a flood of them
+                // costs no memory. A retransmission is simply challenged again.
+                if request.method == Method::Register
+                    && request.headers.get(&HeaderName::Authorization).is_none()
+                {
+                    let response = self.answer(now, wall, &request, &reply_to);
+                    self.outputs.push_back(Output::Transmit {
+                        flow: reply_to,
+                        data: response.to_bytes().into(),
+                    });
+                    return;
+                }
                 let reliable = reply_to.is_reliable();
                 self.tx.receive_request(now, request, reply_to, reliable);
             }
@@ -259,7 +276,6 @@ impl Endpoint {
                 }
             }
         }
-        let _ = wall;
     }
 
     /// RFC 3261 §18.1.1 / §18.3: a message over the limit is answered 513
