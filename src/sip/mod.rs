@@ -7,5 +7,6 @@ pub mod endpoint;
 pub mod flow;
 pub mod message;
 pub mod registrar;
+pub mod registration;
 pub mod transaction;
 pub mod transport;
