@@ -60,24 +60,42 @@ fn bench(c: &mut Criterion) {
             for _ in 0..iters {
                 n += 1;
                 now += Duration::from_micros(50);
-                let first = Input::Message { flow: flow.clone(), data: register(n, 1, "") };
+                let first = Input::Message {
+                    flow: flow.clone(),
+                    data: register(n, 1, ""),
+                };
                 let t = Instant::now();
                 ep.handle_timeout(now, wall);
                 ep.handle_input(now, wall, first);
                 let challenge = drain(&mut ep);
                 spent += t.elapsed();
 
-                let text = challenge.map(|d| String::from_utf8_lossy(&d).into_owned()).unwrap_or_default();
+                let text = challenge
+                    .map(|d| String::from_utf8_lossy(&d).into_owned())
+                    .unwrap_or_default();
                 let value = text
                     .lines()
                     .find_map(|l| l.strip_prefix("WWW-Authenticate: "))
                     .unwrap_or_else(|| panic!("no challenge in {text}"));
-                let Ok(ch) = Challenge::parse(value) else { panic!("bad challenge") };
-                let Ok(creds) = respond(&ch, "REGISTER", "sip:127.0.0.1:5060", "1001", "pass1001", "c", 1) else {
+                let Ok(ch) = Challenge::parse(value) else {
+                    panic!("bad challenge")
+                };
+                let Ok(creds) = respond(
+                    &ch,
+                    "REGISTER",
+                    "sip:127.0.0.1:5060",
+                    "1001",
+                    "pass1001",
+                    "c",
+                    1,
+                ) else {
                     panic!("respond")
                 };
                 let auth = format!("Authorization: {}\r\n", creds.to_header_value());
-                let second = Input::Message { flow: flow.clone(), data: register(n, 2, &auth) };
+                let second = Input::Message {
+                    flow: flow.clone(),
+                    data: register(n, 2, &auth),
+                };
 
                 let t = Instant::now();
                 ep.handle_input(now, wall, second);

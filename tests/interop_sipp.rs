@@ -36,7 +36,7 @@ fn sipp_registers_with_digest_and_binding_survives_restart() {
     // Clean shutdown, then a restart on the same store restores them.
     let (dir, port, code) = gw.stop();
     assert_eq!(code, 0, "clean exit on SIGTERM");
-    let gw = Gateway::start_in(dir, "127.0.0.1", port, "");
+    let gw = Gateway::start_in(dir, "127.0.0.1", port, |c| c);
     gw.wait_for_log("registrations restored bindings=3", Duration::from_secs(5));
 }
 

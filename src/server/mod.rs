@@ -97,7 +97,10 @@ pub async fn run_until(
     }
 
     let now = Instant::now();
-    let mut endpoint = Endpoint::new(EndpointConfig::from_config(&config), now)?;
+    let mut endpoint_config = EndpointConfig::from_config(&config);
+    // The real ports (a configured port 0 is chosen by the system).
+    endpoint_config.listen = network.local_addrs();
+    let mut endpoint = Endpoint::new(endpoint_config, now)?;
     let restored = persist::restore(endpoint.registrar_mut(), now, SystemTime::now(), stored);
     info!(bindings = restored, "registrations restored");
 
@@ -137,15 +140,33 @@ async fn pump(
             () = sleep_until(deadline) => {
                 endpoint.handle_timeout(Instant::now(), SystemTime::now());
             }
-            _ = shutdown.changed() => {
+            _ = shutdown.changed() => break,
+        }
+        flush(endpoint, network, writer);
+    }
+    // Un-register from trunks and let the last transactions finish, for a
+    // bounded time: a carrier that does not answer must not hold the exit.
+    endpoint.shutdown(Instant::now());
+    flush(endpoint, network, writer);
+    let give_up = Instant::now() + SHUTDOWN_GRACE;
+    while !endpoint.is_idle() && Instant::now() < give_up {
+        let deadline = endpoint.poll_timeout().map_or(give_up, |d| d.min(give_up));
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                handle_event(endpoint, Instant::now(), SystemTime::now(), event);
+            }
+            () = tokio::time::sleep_until(deadline.into()) => {
                 endpoint.handle_timeout(Instant::now(), SystemTime::now());
-                flush(endpoint, network, writer);
-                return Ok(());
             }
         }
         flush(endpoint, network, writer);
     }
+    Ok(())
 }
+
+/// How long shutdown waits for trunks to acknowledge un-registration.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn handle_event(endpoint: &mut Endpoint, now: Instant, wall: SystemTime, event: NetEvent) {
     let flow_of = |i: &crate::net::Inbound| Flow {

@@ -47,12 +47,23 @@ impl Gateway {
     /// Starts the gateway on the demo configuration, moved to free ports on
     /// `ip` (127.0.0.1 or ::1), with `extra` TOML appended to `[registrar]`.
     pub fn start(ip: &str, registrar_extra: &str) -> Gateway {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port(ip);
-        Self::start_in(dir, ip, port, registrar_extra)
+        let extra = format!("[registrar]\n{registrar_extra}\n");
+        Self::start_with(ip, |c| c.replace("[registrar]\n", &extra))
     }
 
-    pub fn start_in(dir: tempfile::TempDir, ip: &str, port: u16, registrar_extra: &str) -> Gateway {
+    /// Starts the gateway on the demo configuration as changed by `edit`.
+    pub fn start_with(ip: &str, edit: impl Fn(String) -> String) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port(ip);
+        Self::start_in(dir, ip, port, edit)
+    }
+
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        ip: &str,
+        port: u16,
+        edit: impl Fn(String) -> String,
+    ) -> Gateway {
         let demo = fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("config/switchboard.toml"),
         )
@@ -69,11 +80,8 @@ impl Gateway {
                 "path = \"var/switchboard.db\"",
                 &format!("path = {:?}", db.display().to_string()),
             )
-            .replace(
-                "[registrar]\n",
-                &format!("[registrar]\n{registrar_extra}\n"),
-            )
             .replace("level = \"info\"", "level = \"debug\"");
+        let config = edit(config);
         let config_path = dir.path().join("switchboard.toml");
         fs::write(&config_path, config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))

@@ -37,6 +37,8 @@ fn endpoint(now: Instant) -> Endpoint {
         agents: vec![("user".into(), "secret".into())],
         known_targets: vec!["user".into()],
         trunk_peers: Vec::new(),
+        trunks: Vec::new(),
+        listen: Vec::new(),
     };
     match Endpoint::new(config, now) {
         Ok(e) => e,

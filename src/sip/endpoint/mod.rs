@@ -10,6 +10,7 @@ mod register;
 mod requests;
 #[cfg(test)]
 mod tests;
+mod trunks;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -25,10 +26,12 @@ use super::auth::{
 };
 use super::flow::Flow;
 use super::message::{
-    parse, reason_phrase, HeaderName, Host, Message, Method, Request, BRANCH_MAGIC,
+    parse, reason_phrase, HeaderName, Host, Message, Method, Request, Response, BRANCH_MAGIC,
 };
 use super::registrar::{Registrar, RegistrarConfig, RegistrarEvent};
+use super::registration::TrunkRegistration;
 use super::transaction::{ClientTxId, TimerConfig, TransactionLayer, TxEvent};
+use super::transport::Transport;
 use ids::IdGenerator;
 
 /// Nonces whose counts we remember: a busy registrar's nonces in flight
@@ -57,6 +60,11 @@ pub struct EndpointConfig {
     pub known_targets: Vec<String>,
     /// Trunk peers: requests from these exact addresses are the carrier's.
     pub trunk_peers: Vec<SocketAddr>,
+    /// Trunks, for those the gateway registers with.
+    pub trunks: Vec<crate::config::Trunk>,
+    /// Our listening sockets (the real ports once bound): requests we
+    /// originate leave from these.
+    pub listen: Vec<(Transport, SocketAddr)>,
 }
 
 impl EndpointConfig {
@@ -106,6 +114,19 @@ impl EndpointConfig {
                 .collect(),
             known_targets,
             trunk_peers: config.trunks.iter().map(|t| t.peer).collect(),
+            trunks: config.trunks.clone(),
+            listen: config
+                .sip
+                .listen
+                .iter()
+                .map(|l| {
+                    let t = match l.transport {
+                        crate::config::Transport::Udp => Transport::Udp,
+                        crate::config::Transport::Tcp => Transport::Tcp,
+                    };
+                    (t, l.address)
+                })
+                .collect(),
         }
     }
 }
@@ -133,7 +154,12 @@ pub enum Output {
 /// What a pending client transaction was for.
 #[derive(Debug, Clone)]
 enum ClientPurpose {
-    Qualify { aor: String, contact: String },
+    Qualify {
+        aor: String,
+        contact: String,
+    },
+    /// A REGISTER of the trunk registration at this index.
+    TrunkRegister(usize),
 }
 
 pub struct Endpoint {
@@ -145,6 +171,7 @@ pub struct Endpoint {
     users: HashMap<String, UserSecret>,
     ids: IdGenerator,
     clients: HashMap<ClientTxId, ClientPurpose>,
+    trunks: Vec<(TrunkRegistration, Flow)>,
     outputs: VecDeque<Output>,
 }
 
@@ -167,6 +194,7 @@ impl Endpoint {
             .iter()
             .map(|(id, password)| (id.clone(), UserSecret::new(id, &config.realm, password)))
             .collect();
+        let mut ids = IdGenerator::new();
         Ok(Endpoint {
             tx: TransactionLayer::new(config.timers),
             registrar: Registrar::new(config.registrar.clone()),
@@ -178,7 +206,8 @@ impl Endpoint {
                 LIMITER_CAPACITY,
             ),
             users,
-            ids: IdGenerator::new(),
+            trunks: trunks::build(&config, &mut ids, now),
+            ids,
             clients: HashMap::new(),
             outputs: VecDeque::new(),
             config,
@@ -206,6 +235,7 @@ impl Endpoint {
         for probe in self.registrar.handle_timeout(now) {
             self.send_qualify(now, probe);
         }
+        self.drive_trunks(now);
         self.pump(now, wall);
     }
 
@@ -214,10 +244,14 @@ impl Endpoint {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.tx.poll_timeout(), self.registrar.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.tx.poll_timeout(),
+            self.registrar.poll_timeout(),
+            self.trunks_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn handle_message(&mut self, now: Instant, wall: SystemTime, flow: Flow, data: &[u8]) {
@@ -306,6 +340,10 @@ impl Endpoint {
         while let Some(event) = self.tx.poll_event() {
             self.on_tx_event(now, wall, event);
         }
+        if !self.trunks.is_empty() {
+            // A challenge or a 423 from a carrier is answered at once.
+            self.drive_trunks(now);
+        }
         while let Some(t) = self.tx.poll_transmit() {
             self.outputs.push_back(Output::Transmit {
                 flow: t.dest,
@@ -365,36 +403,67 @@ impl Endpoint {
                     warn!(error = %e, "response to a finished transaction");
                 }
             }
-            TxEvent::Response { tx, response } if response.status >= 200 => {
-                self.client_done(tx, true)
+            TxEvent::Response { tx, response } => {
+                self.client_event(now, tx, ClientOutcome::Response(&response))
             }
-            TxEvent::Timeout { tx }
-            | TxEvent::TransportError {
+            TxEvent::Timeout { tx } => self.client_event(now, tx, ClientOutcome::Timeout),
+            TxEvent::TransportError {
                 tx: super::transaction::TxId::Client(tx),
-            } => self.client_done(tx, false),
+            } => self.client_event(now, tx, ClientOutcome::TransportError),
             _ => {}
         }
     }
 
-    fn client_done(&mut self, tx: ClientTxId, answered: bool) {
-        match self.clients.remove(&tx) {
-            Some(ClientPurpose::Qualify { aor, contact }) => {
-                self.registrar.qualify_result(&aor, &contact, answered)
+    /// Hands the fate of one of our requests to whoever sent it.
+    fn client_event(&mut self, now: Instant, tx: ClientTxId, outcome: ClientOutcome<'_>) {
+        let finished = !matches!(outcome, ClientOutcome::Response(r) if r.status < 200);
+        let purpose = if finished {
+            self.clients.remove(&tx)
+        } else {
+            self.clients.get(&tx).cloned()
+        };
+        match (purpose, outcome) {
+            (Some(ClientPurpose::Qualify { aor, contact }), outcome) => {
+                if finished {
+                    let answered = matches!(outcome, ClientOutcome::Response(_));
+                    self.registrar.qualify_result(&aor, &contact, answered);
+                }
             }
-            None => {}
+            (Some(ClientPurpose::TrunkRegister(index)), outcome) => {
+                if let Some((reg, _)) = self.trunks.get_mut(index) {
+                    match outcome {
+                        ClientOutcome::Response(r) => reg.on_response(now, r),
+                        ClientOutcome::Timeout => reg.on_timeout(now),
+                        ClientOutcome::TransportError => reg.on_transport_error(now),
+                    }
+                }
+            }
+            (None, _) => {}
         }
     }
 
-    /// Our address for Via and Contact on a flow (the listening socket's,
-    /// or the domain when bound to a wildcard address).
     fn local_host(&self, flow: &Flow) -> Host {
-        if !flow.local.ip().is_unspecified() {
-            return Host::Ip(flow.local.ip());
-        }
-        match self.config.domain.parse() {
-            Ok(ip) => Host::Ip(ip),
-            Err(_) => Host::Domain(self.config.domain.to_ascii_lowercase()),
-        }
+        local_host_of(&self.config.domain, flow)
+    }
+}
+
+/// How one of our client transactions went.
+#[derive(Clone, Copy)]
+enum ClientOutcome<'a> {
+    Response(&'a Response),
+    Timeout,
+    TransportError,
+}
+
+/// Our address for Via and Contact on a flow (the listening socket's, or
+/// the domain when bound to a wildcard address).
+fn local_host_of(domain: &str, flow: &Flow) -> Host {
+    if !flow.local.ip().is_unspecified() {
+        return Host::Ip(flow.local.ip());
+    }
+    match domain.parse() {
+        Ok(ip) => Host::Ip(ip),
+        Err(_) => Host::Domain(domain.to_ascii_lowercase()),
     }
 }
 

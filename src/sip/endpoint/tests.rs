@@ -45,6 +45,8 @@ fn config() -> EndpointConfig {
             "+15550100".into(),
         ],
         trunk_peers: vec!["127.0.0.1:5080".parse().unwrap()],
+        trunks: Vec::new(),
+        listen: vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())],
     }
 }
 
