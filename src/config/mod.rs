@@ -116,12 +116,11 @@ impl Config {
         self.agents.iter().find(|a| &a.id == id)
     }
 
-    /// The trunk whose `sources` contain `ip`, if any; the first in file order
+    /// The trunk a request from `source` comes from, if any: its exact
+    /// `peer` address, or an IP in its `sources`; the first in file order
     /// wins when several overlap.
-    pub fn trunk_for_source(&self, ip: std::net::IpAddr) -> Option<&Trunk> {
-        self.trunks
-            .iter()
-            .find(|t| t.sources.iter().any(|net| net.contains(ip)))
+    pub fn trunk_for_source(&self, source: std::net::SocketAddr) -> Option<&Trunk> {
+        self.trunks.iter().find(|t| t.is_source(source))
     }
 
     /// A one-line human summary, as printed by `switchboard check-config`.
@@ -398,7 +397,8 @@ pub struct Trunk {
     pub peer: SocketAddr,
     /// `transport` used towards `peer`.
     pub transport: Transport,
-    /// `sources`: requests from these networks are trusted as coming from
+    /// `sources`: requests from these networks (besides the exact `peer`
+    /// address) are trusted as coming from
     /// this trunk (no digest challenge). Defaults to the peer's address.
     pub sources: Vec<IpNetwork>,
     /// `dids`: numbers the carrier delivers on this trunk.
@@ -407,6 +407,15 @@ pub struct Trunk {
     pub caller_id: Option<Did>,
     /// `[trunks.register]`: registration towards the carrier, if any.
     pub register: Option<TrunkRegistration>,
+}
+
+impl Trunk {
+    /// Requests from the peer's exact address (IP and port) are the
+    /// carrier's; `sources` widens that to whole networks. The port matters:
+    /// on a shared host (the loopback demo) agents send from the same IP.
+    pub fn is_source(&self, source: std::net::SocketAddr) -> bool {
+        self.peer == source || self.sources.iter().any(|net| net.contains(source.ip()))
+    }
 }
 
 /// `[trunks.register]`: this server registers with the carrier.

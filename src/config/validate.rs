@@ -15,7 +15,7 @@ use super::raw::{
 };
 use super::{
     Agent, AgentId, ApiConfig, ApiRole, ApiToken, AuthConfig, Config, ConfigError, DialPermission,
-    Did, DigestAlgorithm, Extension, IpNetwork, ListenAddr, LogConfig, LogFormat, Queue, QueueName,
+    Did, DigestAlgorithm, Extension, ListenAddr, LogConfig, LogFormat, Queue, QueueName,
     RegistrarConfig, Secret, SipConfig, SipTimers, StorageConfig, Transport, Trunk, TrunkName,
     TrunkRegistration,
 };
@@ -439,7 +439,7 @@ fn trunks(raw: Vec<RawTrunk>) -> Result<Vec<Trunk>, ConfigError> {
         let transport = t.transport.unwrap_or(Transport::Udp);
 
         let sources = match t.sources {
-            None => vec![IpNetwork::host(t.peer.ip())],
+            None => Vec::new(),
             Some(list) => list
                 .iter()
                 .enumerate()

@@ -36,7 +36,6 @@ fn endpoint(now: Instant) -> Endpoint {
         block: Duration::from_secs(1),
         agents: vec![("user".into(), "secret".into())],
         known_targets: vec!["user".into()],
-        trunk_peers: Vec::new(),
         trunks: Vec::new(),
         listen: Vec::new(),
     };

@@ -58,9 +58,8 @@ pub struct EndpointConfig {
     /// Extensions and DIDs we know (queues, agents): calls to them are
     /// answered 480 until call handling exists; others get 404.
     pub known_targets: Vec<String>,
-    /// Trunk peers: requests from these exact addresses are the carrier's.
-    pub trunk_peers: Vec<SocketAddr>,
-    /// Trunks, for those the gateway registers with.
+    /// The carriers' trunks: where their requests come from, and the
+    /// registrations some of them want.
     pub trunks: Vec<crate::config::Trunk>,
     /// Our listening sockets (the real ports once bound): requests we
     /// originate leave from these.
@@ -113,7 +112,6 @@ impl EndpointConfig {
                 .map(|a| (a.id.to_string(), a.password.expose().to_owned()))
                 .collect(),
             known_targets,
-            trunk_peers: config.trunks.iter().map(|t| t.peer).collect(),
             trunks: config.trunks.clone(),
             listen: config
                 .sip

@@ -108,11 +108,13 @@ impl Endpoint {
         media.eq_ignore_ascii_case(ACCEPT)
     }
 
-    /// A request is the carrier's when it comes from a trunk peer's exact
-    /// address: agents share the loopback IP with the demo trunk, so the IP
-    /// alone would let them past authentication.
+    /// A request is the carrier's when it comes from a trunk's peer address
+    /// or source networks (`Trunk::is_source`).
     fn is_trunk_peer(&self, source: &Flow) -> bool {
-        self.config.trunk_peers.contains(&source.remote)
+        self.config
+            .trunks
+            .iter()
+            .any(|t| t.is_source(source.remote))
     }
 
     /// Calls are not routed yet (the call-handling issue): a known target is

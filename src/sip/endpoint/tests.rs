@@ -44,8 +44,12 @@ fn config() -> EndpointConfig {
             "500".into(),
             "+15550100".into(),
         ],
-        trunk_peers: vec!["127.0.0.1:5080".parse().unwrap()],
-        trunks: Vec::new(),
+        trunks: crate::config::Config::from_toml_str(
+            "[[trunks]]\nname = \"carrier\"\npeer = \"127.0.0.1:5080\"\n",
+            std::path::Path::new("test"),
+        )
+        .unwrap()
+        .trunks,
         listen: vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())],
     }
 }
