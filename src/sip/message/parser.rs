@@ -205,7 +205,11 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseErrorKind> {
     }
     let version = if version.eq_ignore_ascii_case("SIP/2.0") {
         None
-    } else if version.len() > 4 && version[..4].eq_ignore_ascii_case("SIP/") {
+    } else if version.len() > 4
+        && version
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+    {
         Some(version.to_owned())
     } else {
         return Err(bad(SyntaxError::Expected("SIP-Version")));

@@ -121,3 +121,15 @@ proptest::proptest! {
         fuzz::parse_roundtrip(&data);
     }
 }
+
+#[test]
+fn multibyte_characters_at_slicing_points_do_not_panic() {
+    for line in [
+        "OPTIONS sip:a@b SIPé/2.0",
+        "OPTIONS sip:a@b SIé/2.0",
+        "OPTIONS sip:a@b ééé",
+    ] {
+        let text = format!("{line}\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n");
+        assert!(parse(text.as_bytes()).is_err());
+    }
+}
