@@ -249,24 +249,9 @@ pub struct ListenAddr {
     pub address: SocketAddr,
 }
 
-/// A SIP transport protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// UDP (RFC 3261 §18).
-    Udp,
-    /// TCP (RFC 3261 §18).
-    Tcp,
-}
-
-impl std::fmt::Display for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        })
-    }
-}
+/// A SIP transport protocol: the transport layer's own type, named in
+/// lower case in the file (`"udp"`, `"tcp"`).
+pub use crate::sip::transport::Transport;
 
 /// `[sip.timers]`: the RFC 3261 §17 timer base values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

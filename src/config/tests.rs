@@ -654,7 +654,7 @@ fn secrets_are_not_in_debug_output() -> TestResult {
 fn summary_mentions_counts_and_addresses() -> TestResult {
     let s = parse(DEMO)?.summary();
     assert!(s.contains("3 agent(s)"), "{s}");
-    assert!(s.contains("udp 127.0.0.1:5060"), "{s}");
+    assert!(s.contains("UDP 127.0.0.1:5060"), "{s}");
     assert!(s.contains("127.0.0.1:8080"), "{s}");
     Ok(())
 }

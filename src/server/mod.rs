@@ -9,11 +9,10 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::net::{ListenSpec, NetError, NetEvent, NetLimits, Network, Outbound};
 use crate::sip::endpoint::{Endpoint, EndpointConfig, Input, Output};
 use crate::sip::flow::Flow;
-use crate::sip::transport::Transport;
 use crate::storage::{BindingWriter, StorageError, Store};
 
 /// Why the server could not start or stopped with an error.
@@ -27,13 +26,6 @@ pub enum ServerError {
     Auth(#[from] crate::sip::auth::ConfigError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
-}
-
-fn transport(t: config::Transport) -> Transport {
-    match t {
-        config::Transport::Udp => Transport::Udp,
-        config::Transport::Tcp => Transport::Tcp,
-    }
 }
 
 /// Runs the gateway until SIGINT or SIGTERM.
@@ -82,7 +74,7 @@ pub async fn run_until(
         .listen
         .iter()
         .map(|l| ListenSpec {
-            transport: transport(l.transport),
+            transport: l.transport,
             address: l.address,
         })
         .collect();

@@ -117,13 +117,7 @@ impl EndpointConfig {
                 .sip
                 .listen
                 .iter()
-                .map(|l| {
-                    let t = match l.transport {
-                        crate::config::Transport::Udp => Transport::Udp,
-                        crate::config::Transport::Tcp => Transport::Tcp,
-                    };
-                    (t, l.address)
-                })
+                .map(|l| (l.transport, l.address))
                 .collect(),
         }
     }

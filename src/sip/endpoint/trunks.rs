@@ -13,15 +13,8 @@ use super::super::registration::{
 };
 use super::super::transport::Transport;
 use super::{ClientPurpose, Endpoint, EndpointConfig};
-use crate::config::{self, Trunk};
+use crate::config::Trunk;
 use crate::sip::message::CallId;
-
-fn transport(t: config::Transport) -> Transport {
-    match t {
-        config::Transport::Udp => Transport::Udp,
-        config::Transport::Tcp => Transport::Tcp,
-    }
-}
 
 /// Our socket towards `peer`: the listener of the trunk's transport in the
 /// peer's address family.
@@ -56,7 +49,7 @@ pub(super) fn build(
         else {
             continue;
         };
-        let t = transport(trunk.transport);
+        let t = trunk.transport;
         let Some(flow) = flow_to(&config.listen, t, *peer) else {
             warn!(trunk = %name, transport = %t, "no listener to register with this trunk from");
             continue;

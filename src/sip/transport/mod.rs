@@ -75,6 +75,14 @@ pub struct UnknownTransport {
     pub name: String,
 }
 
+/// Configuration files name transports (`transport = "udp"`); any case.
+impl<'de> serde::Deserialize<'de> for Transport {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for Transport {
     type Err = UnknownTransport;
 
