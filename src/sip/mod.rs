@@ -3,6 +3,7 @@
 //! wants to be woken.
 
 pub mod auth;
+pub mod dialog;
 pub mod endpoint;
 pub mod flow;
 pub mod message;
