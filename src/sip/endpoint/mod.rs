@@ -5,6 +5,7 @@
 //! `(now, input)` and never touches a socket or a clock.
 
 mod ids;
+mod in_dialog;
 mod qualify;
 mod register;
 mod requests;
@@ -24,6 +25,7 @@ use crate::config::Config;
 use super::auth::{
     ConfigError as AuthConfigError, DigestVerifier, FailureLimiter, UserSecret, VerifierConfig,
 };
+use super::dialog::Dialogs;
 use super::flow::Flow;
 use super::message::{
     parse, reason_phrase, HeaderName, Host, Message, Method, Request, Response, BRANCH_MAGIC,
@@ -163,6 +165,7 @@ pub struct Endpoint {
     users: HashMap<String, UserSecret>,
     ids: IdGenerator,
     clients: HashMap<ClientTxId, ClientPurpose>,
+    dialogs: Dialogs,
     trunks: Vec<(TrunkRegistration, Flow)>,
     outputs: VecDeque<Output>,
 }
@@ -201,6 +204,7 @@ impl Endpoint {
             trunks: trunks::build(&config, &mut ids, now),
             ids,
             clients: HashMap::new(),
+            dialogs: Dialogs::new(),
             outputs: VecDeque::new(),
             config,
         })
@@ -402,6 +406,7 @@ impl Endpoint {
             TxEvent::TransportError {
                 tx: super::transaction::TxId::Client(tx),
             } => self.client_event(now, tx, ClientOutcome::TransportError),
+            TxEvent::Ack { request, .. } => self.in_dialog_ack(&request),
             _ => {}
         }
     }

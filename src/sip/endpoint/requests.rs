@@ -54,10 +54,8 @@ impl Endpoint {
             r.headers.push(HeaderName::Accept, ACCEPT);
             return r;
         }
-        // Dialogs (calls) arrive with the call-handling issue; until then a
-        // request inside a dialog belongs to none we know (§12.2.2).
         if request.headers.to.tag().is_some() {
-            return self.reply(request, 481);
+            return self.in_dialog(request);
         }
         match &request.method {
             Method::Register => self.register(now, wall, request, source),

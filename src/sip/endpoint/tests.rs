@@ -356,3 +356,54 @@ fn qualify_marks_silent_contacts_unreachable() {
     assert!(options_sent >= 2);
     assert!(!h.ep.registrar().contacts("1001")[0].reachable);
 }
+
+#[test]
+fn requests_inside_a_known_dialog_are_checked_and_answered() {
+    use crate::sip::dialog::Dialog;
+    let mut h = Harness::new();
+    // A dialog as the call layer will create it: their INVITE, our 200.
+    let invite = match parse(
+        request(
+            "INVITE",
+            "sip:500@127.0.0.1",
+            44000,
+            "Contact: <sip:1001@127.0.0.1:44000>\r\n",
+        )
+        .replace("CSeq: 1 INVITE", "CSeq: 10 INVITE")
+        .as_bytes(),
+    ) {
+        Ok(Message::Request(r)) => r,
+        other => panic!("{other:?}"),
+    };
+    let mut ok = invite.response(200, Some("ours"));
+    ok.headers.contact =
+        crate::sip::message::Contacts::List(vec![crate::sip::message::NameAddr::new(
+            "sip:gw@127.0.0.1:5060".parse().unwrap(),
+        )]);
+    h.ep.dialogs
+        .insert(Dialog::uas(&invite, &ok).unwrap())
+        .unwrap();
+
+    let in_dialog = |method: &str, cseq: u32, branch: &str| {
+        request(method, "sip:gw@127.0.0.1:5060", 44000, "")
+            .replace(
+                "To: <sip:gw@127.0.0.1:5060>",
+                "To: <sip:500@127.0.0.1>;tag=ours",
+            )
+            .replace("Call-ID: ", "Call-ID: INVITE-44000\r\nX-Old-Call-ID: ")
+            .replace(
+                &format!("CSeq: 1 {method}"),
+                &format!("CSeq: {cseq} {method}"),
+            )
+            .replace(
+                &format!("branch=z9hG4bK{method}44000"),
+                &format!("branch=z9hG4bK{branch}"),
+            )
+    };
+    // Out of order (CSeq not above the INVITE's): 500 (RFC 3261 §12.2.2).
+    assert_eq!(h.send(44000, &in_dialog("INFO", 10, "a"))[0].status, 500);
+    assert_eq!(h.send(44000, &in_dialog("INFO", 11, "b"))[0].status, 200);
+    assert_eq!(h.send(44000, &in_dialog("BYE", 12, "c"))[0].status, 200);
+    // The BYE ended the dialog: the next request belongs to none.
+    assert_eq!(h.send(44000, &in_dialog("INFO", 13, "d"))[0].status, 481);
+}
