@@ -49,6 +49,12 @@ module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule_tmp uuid.so\nmodule
         Baresip { child, _dir: dir }
     }
 
+    /// Gone without a word (no un-REGISTER): a crashed or unplugged phone.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// baresip un-registers on its first SIGTERM and exits on the second.
     fn terminate(mut self) {
         let pid = self.child.id().to_string();
@@ -109,4 +115,31 @@ fn baresip_with_wrong_password_is_refused() {
     assert!(!gw.log().contains("registered agent=1002"));
     assert!(stored_contacts(&gw.db_path(), "1002").is_empty());
     drop(phone);
+}
+
+/// Qualify: a live phone answers the gateway's OPTIONS and stays reachable;
+/// once it is gone the pings time out and the contact is marked unreachable.
+/// T1 is shortened so that Timer F (64×T1) takes 3.2 s instead of 32 s.
+#[test]
+fn qualify_keeps_a_live_phone_reachable_and_marks_a_dead_one() {
+    let gw = Gateway::start_with("127.0.0.1", |c| {
+        c.replace("qualify_interval_secs = 30", "qualify_interval_secs = 1")
+            .replace(
+                "[registrar]",
+                "[sip.timers]\nt1_ms = 50\nt2_ms = 400\n\n[registrar]",
+            )
+    });
+    let phone = Baresip::start(&gw, "1001", "pass1001");
+    gw.wait_for_log("registered agent=1001", Duration::from_secs(15));
+    thread::sleep(Duration::from_secs(5));
+    assert!(
+        !gw.log().contains("contact unreachable"),
+        "a phone answering OPTIONS was marked unreachable:\n{}",
+        gw.log()
+    );
+    phone.kill();
+    gw.wait_for_log(
+        "contact unreachable (qualify) aor=1001",
+        Duration::from_secs(20),
+    );
 }
