@@ -3,14 +3,15 @@
 //! caller, persistence and OPTIONS pings are emitted as events.
 
 mod binding;
+mod schedule;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use thiserror::Error;
 
 pub use binding::Binding;
+use schedule::Schedule;
 
 use super::flow::Flow;
 use super::message::{Contacts, HeaderName, NameAddr, Request};
@@ -74,14 +75,12 @@ pub struct Probe {
     pub flow: Flow,
 }
 
-type HeapEntry = Reverse<(Instant, String, String)>;
-
 pub struct Registrar {
     config: RegistrarConfig,
     bindings: HashMap<String, Vec<Binding>>,
-    /// Expiry deadlines; stale entries (refreshed bindings) are skipped.
-    expiries: BinaryHeap<HeapEntry>,
-    qualifies: BinaryHeap<HeapEntry>,
+    /// One expiry and (with qualify on) one probe deadline per binding.
+    expiries: Schedule,
+    qualifies: Schedule,
     events: VecDeque<RegistrarEvent>,
 }
 
@@ -102,8 +101,8 @@ impl Registrar {
         Registrar {
             config,
             bindings: HashMap::new(),
-            expiries: BinaryHeap::new(),
-            qualifies: BinaryHeap::new(),
+            expiries: Schedule::default(),
+            qualifies: Schedule::default(),
             events: VecDeque::new(),
         }
     }
@@ -127,13 +126,23 @@ impl Registrar {
     }
 
     fn schedule(&mut self, now: Instant, aor: &str, b: &mut Binding) {
-        self.expiries
-            .push(Reverse((b.expires_at, aor.to_owned(), b.key.clone())));
+        self.expiries.insert(b.expires_at, aor, &b.key);
         if let Some(interval) = self.config.qualify_interval {
             b.next_qualify = now + interval;
-            self.qualifies
-                .push(Reverse((b.next_qualify, aor.to_owned(), b.key.clone())));
+            self.qualifies.insert(b.next_qualify, aor, &b.key);
         }
+    }
+
+    /// Takes a binding that ends or is replaced off the schedules.
+    fn unschedule(&mut self, aor: &str, b: &Binding) {
+        self.expiries.remove(b.expires_at, aor, &b.key);
+        self.qualifies.remove(b.next_qualify, aor, &b.key);
+    }
+
+    /// Entries in the schedules: one per binding and kind (for tests).
+    #[cfg(test)]
+    fn scheduled(&self) -> (usize, usize) {
+        (self.expiries.len(), self.qualifies.len())
     }
 
     /// Applies an authenticated REGISTER for `aor` (RFC 3261 §10.3 steps 6-8)
@@ -165,7 +174,10 @@ impl Registrar {
                 {
                     return Err(RegisterError::OutOfOrder);
                 }
-                if self.bindings.remove(aor).is_some() {
+                if let Some(removed) = self.bindings.remove(aor) {
+                    for b in &removed {
+                        self.unschedule(aor, b);
+                    }
                     self.events.push_back(RegistrarEvent::Removed {
                         aor: aor.to_owned(),
                         contact: "*".to_owned(),
@@ -211,8 +223,12 @@ impl Registrar {
                 let user_agent = req.headers.get(&HeaderName::UserAgent).map(str::to_owned);
                 for (contact, expires) in changes {
                     let key = Binding::key_of(contact);
-                    if let Some(entry) = self.bindings.get_mut(aor) {
-                        entry.retain(|b| b.key != key);
+                    let old = self.bindings.get_mut(aor).and_then(|entry| {
+                        let i = entry.iter().position(|b| b.key == key)?;
+                        Some(entry.remove(i))
+                    });
+                    if let Some(old) = old {
+                        self.unschedule(aor, &old);
                     }
                     if expires == 0 {
                         self.events.push_back(RegistrarEvent::Removed {
@@ -256,37 +272,26 @@ impl Registrar {
     /// Expires bindings whose time has come and returns the qualify probes
     /// that are due.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Probe> {
-        while let Some(Reverse((at, _, _))) = self.expiries.peek() {
-            if *at > now {
-                break;
-            }
-            let Some(Reverse((at, aor, key))) = self.expiries.pop() else {
-                break;
-            };
+        while let Some((_, aor, key)) = self.expiries.pop_due(now) {
             let Some(list) = self.bindings.get_mut(&aor) else {
                 continue;
             };
-            let before = list.len();
-            list.retain(|b| !(b.key == key && b.expires_at == at));
-            if list.len() != before {
-                if list.is_empty() {
-                    self.bindings.remove(&aor);
-                }
-                self.events
-                    .push_back(RegistrarEvent::Removed { aor, contact: key });
+            let Some(i) = list.iter().position(|b| b.key == key) else {
+                continue;
+            };
+            let gone = list.remove(i);
+            if list.is_empty() {
+                self.bindings.remove(&aor);
             }
+            self.qualifies.remove(gone.next_qualify, &aor, &key);
+            self.events
+                .push_back(RegistrarEvent::Removed { aor, contact: key });
         }
         let mut probes = Vec::new();
         let Some(interval) = self.config.qualify_interval else {
             return probes;
         };
-        while let Some(Reverse((at, _, _))) = self.qualifies.peek() {
-            if *at > now {
-                break;
-            }
-            let Some(Reverse((at, aor, key))) = self.qualifies.pop() else {
-                break;
-            };
+        while let Some((_, aor, key)) = self.qualifies.pop_due(now) {
             let Some(b) = self
                 .bindings
                 .get_mut(&aor)
@@ -294,14 +299,8 @@ impl Registrar {
             else {
                 continue;
             };
-            // A refreshed binding has a newer entry in the heap; only the
-            // entry matching the binding's own schedule probes.
-            if b.next_qualify != at {
-                continue;
-            }
             b.next_qualify = now + interval;
-            self.qualifies
-                .push(Reverse((b.next_qualify, aor.clone(), key.clone())));
+            self.qualifies.insert(b.next_qualify, &aor, &key);
             probes.push(Probe {
                 aor,
                 contact: key,
@@ -342,8 +341,8 @@ impl Registrar {
 
     /// The earliest expiry or qualify deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let e = self.expiries.peek().map(|Reverse((t, _, _))| *t);
-        let q = self.qualifies.peek().map(|Reverse((t, _, _))| *t);
+        let e = self.expiries.next();
+        let q = self.qualifies.next();
         match (e, q) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

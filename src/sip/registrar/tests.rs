@@ -246,3 +246,49 @@ fn qualify_probes_and_marks_unreachable() {
     r.qualify_result("1001", "sip:1001@a", true);
     assert!(r.contacts("1001")[0].reachable);
 }
+
+#[test]
+fn refreshes_keep_one_schedule_entry_per_binding() {
+    let (t0, w0) = (Instant::now(), SystemTime::now());
+    let mut r = Registrar::new(config());
+    // A phone refreshing 1,000 times (and a second one once): the schedules
+    // hold one expiry and one qualify entry per binding, not one per refresh.
+    for cseq in 1..=1000 {
+        let at = t0 + Duration::from_millis(u64::from(cseq));
+        r.register(
+            at,
+            w0,
+            "1001",
+            &register("c", cseq, "<sip:1001@a>", None),
+            &flow(),
+        )
+        .unwrap();
+    }
+    r.register(
+        t0,
+        w0,
+        "1001",
+        &register("d", 1, "<sip:1001@b>", None),
+        &flow(),
+    )
+    .unwrap();
+    assert_eq!(r.scheduled(), (2, 2));
+    r.register(
+        t0,
+        w0,
+        "1001",
+        &register("d", 2, "<sip:1001@b>", Some("0")).clone(),
+        &flow(),
+    )
+    .unwrap();
+    assert_eq!(r.scheduled(), (1, 1));
+    r.register(
+        t0,
+        w0,
+        "1001",
+        &register("c", 1001, "*", Some("0")),
+        &flow(),
+    )
+    .unwrap();
+    assert_eq!(r.scheduled(), (0, 0));
+}
