@@ -26,7 +26,9 @@
 # Environment:
 #   BENCH_SERVERS    servers to run, in order   (default "kamailio switchboard")
 #   BENCH_PLACEMENTS placements to run          (default "pinned unpinned")
-#   BENCH_REPEAT     runs of each rate per server start (default 1)
+#   BENCH_ROUNDS     times the whole sequence (every server, placement and
+#                    rate) is run, servers taking turns (default 1); with more
+#                    than one, a table of medians follows the full table
 #   BENCH_SETTLE     seconds after each run before reading the CPU (default 6)
 #   BENCH_IDLE       seconds of idling after the last run of a server before
 #                    its memory is read once more (default 40: longer than
@@ -67,9 +69,9 @@ done
 read -r -a SERVERS <<<"${BENCH_SERVERS:-kamailio switchboard}"
 read -r -a PLACEMENTS <<<"${BENCH_PLACEMENTS:-pinned unpinned}"
 SETTLE=${BENCH_SETTLE:-6}
-REPEAT=${BENCH_REPEAT:-1}
+ROUNDS=${BENCH_ROUNDS:-1}
 IDLE=${BENCH_IDLE:-40}
-[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_REPEAT: '$REPEAT' is not a positive integer" >&2; exit 2; }
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_ROUNDS: '$ROUNDS' is not a positive integer" >&2; exit 2; }
 HOST=127.0.0.1
 PORT=${BENCH_PORT:-5060}
 API_PORT=${BENCH_API_PORT:-8080}
@@ -222,6 +224,15 @@ server_ticks() { # utime+stime of every server process, in clock ticks
     echo "$total"
 }
 
+machine_ticks() { # "idle softirq steal uptime" of the whole machine
+    # /proc/stat: cpu user nice system idle iowait irq softirq steal ... in
+    # clock ticks. Idle time is measured at idle entry and exit, while the
+    # busy columns are sampled at ticks and miss much of a load that sleeps
+    # and wakes thousands of times a second; so busy = wall - idle.
+    awk '/^cpu / {i = $5 + $6; si = $8; st = $9}
+        END {getline up < "/proc/uptime"; split(up, u, " "); print i, si, st, u[1]}' /proc/stat
+}
+
 server_memory_kib() { # "RSS PSS" summed over the server's processes, KiB
     local pid rss=0 pss=0 v
     for pid in $(server_pids); do
@@ -311,7 +322,7 @@ sipp_run() { # rate calls tag placement
     echo "$cps $ok $failed $re1 $re2 $cpu $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b - a}') $rc"
 }
 
-printf 'server\tplacement\trate\tcps\tok\tfailed\tretrans1\tretrans2\tserver_cpu_s\tus_per_reg\tserver_core_pct\tsipp_cpu_s\tsipp_core_pct\trss_mib\tpss_mib\tsipp_rc\n' >"$RESULTS"
+printf 'server\tplacement\trate\tcps\tok\tfailed\tretrans1\tretrans2\tserver_cpu_s\tus_per_reg\tserver_core_pct\tsipp_cpu_s\tsipp_core_pct\trss_mib\tpss_mib\tsipp_rc\tothers_cpu_s\tsoftirq_s\tsteal_s\n' >"$RESULTS"
 
 log "output: $OUT"
 log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -320,71 +331,119 @@ log "$(sipp -v 2>&1 | grep -m1 -o 'SIPp v[^ ]*' || true); $(kamailio -v 2>/dev/n
 # One measured run against the running server; appends a row to $RESULTS.
 measure() { # label placement rate tag
     local label=$1 placement=$2 rate=$3 tag=$4
-    local before after cps ok failed re1 re2 scpu wall rc rss pss
+    local before after cps ok failed re1 re2 scpu wall rc rss pss m0 m1
     log "$tag: $((rate * 8)) registrations at $rate/s"
+    m0=$(machine_ticks)
     before=$(server_ticks)
     read -r cps ok failed re1 re2 scpu wall rc < <(sipp_run "$rate" $((rate * 8)) "$tag" "$placement")
     sleep "$SETTLE"
     after=$(server_ticks)
+    m1=$(machine_ticks)
     kill -0 "$SERVER_PID" 2>/dev/null || die "server died during $tag (log in $OUT)"
     read -r rss pss < <(server_memory_kib)
     awk -v OFS='\t' -v n="$label" -v pl="$placement" -v r="$rate" -v cps="$cps" \
         -v ok="$ok" -v f="$failed" -v r1="$re1" -v r2="$re2" -v ticks=$((after - before)) \
-        -v hz="$CLK_TCK" -v scpu="$scpu" -v wall="$wall" -v rss="$rss" -v pss="$pss" -v rc="$rc" '
+        -v hz="$CLK_TCK" -v scpu="$scpu" -v wall="$wall" -v rss="$rss" -v pss="$pss" -v rc="$rc" \
+        -v m0="$m0" -v m1="$m1" -v ncpu="$(nproc)" '
         BEGIN {
             cpu = ticks / hz
             us = ok > 0 ? cpu * 1e6 / ok : 0
+            split(m0, a, " "); split(m1, b, " ")
+            # Busy time of everything but the server and SIPp: other load on
+            # the machine during the run (noise), plus the little that the
+            # kernel does on nobody'"'"'s behalf.
+            others = (b[4] - a[4]) * ncpu - (b[1] - a[1]) / hz - cpu - scpu
             print n, pl, r, sprintf("%.0f", cps), ok, f, r1, r2, sprintf("%.2f", cpu),
                 sprintf("%.1f", us), sprintf("%.0f", 100 * cpu / wall), sprintf("%.2f", scpu),
                 sprintf("%.0f", 100 * scpu / wall), sprintf("%.1f", rss / 1024),
-                sprintf("%.1f", pss / 1024), rc
+                sprintf("%.1f", pss / 1024), rc, sprintf("%.2f", others),
+                sprintf("%.2f", (b[2] - a[2]) / hz), sprintf("%.2f", (b[3] - a[3]) / hz)
         }' >>"$RESULTS"
-    tail -n 1 "$RESULTS" | awk -F'\t' '{printf "[bench]   %s cps, %s ok, %s failed, retrans %s/%s, server %s s CPU (%s us/reg), SIPp %s s CPU\n", $4, $5, $6, $7, $8, $9, $10, $12}' >&2
+    tail -n 1 "$RESULTS" | awk -F'\t' '{printf "[bench]   %s cps, %s ok, %s failed, retrans %s/%s, server %s s CPU (%s us/reg), SIPp %s s CPU, others %s s\n", $4, $5, $6, $7, $8, $9, $10, $12, $17}' >&2
 }
 
-for name in "${SERVERS[@]}"; do
-    label=$name
-    if [[ $name == kamailio && -n "${KAMAILIO_DEFINES:-}${KAMAILIO_ARGS:-}" ]]; then
+label_of() { # server name -> the label of its rows
+    local label=$1
+    if [[ $1 == kamailio && -n "${KAMAILIO_DEFINES:-}${KAMAILIO_ARGS:-}" ]]; then
         label="kamailio ${KAMAILIO_DEFINES:-} ${KAMAILIO_ARGS:-}"
-        label=$(echo "$label" | tr -s ' ' | sed 's/ $//')
     fi
-    for placement in "${PLACEMENTS[@]}"; do
-        case $placement in pinned | unpinned) ;; *) die "unknown placement '$placement'" ;; esac
-        start_server "$name" "$placement"
-        # Warm-up, not reported: first allocations, SQLite pages, caches.
-        # A failing warm-up means a broken set-up, not load.
-        read -r _ w_ok w_failed _ _ _ _ w_rc < <(sipp_run 1000 3000 "$name-$placement-warmup" "$placement")
-        if [[ $w_failed -ne 0 || $w_ok -ne 3000 ]]; then
-            die "$name warm-up: $w_ok ok, $w_failed failed, SIPp rc $w_rc (see $OUT/$name-$placement-warmup.screen)"
-        fi
-        sleep "$SETTLE"
-        for run in $(seq 1 "$REPEAT"); do
+    echo "$label" | tr -s ' ' | sed 's/ $//'
+}
+
+# Rounds go through every server in turn, so a slow spell of the machine
+# (this is a shared VM: the same run varies by 20 % from one minute to the
+# next) falls on both servers rather than on whichever ran then.
+for round in $(seq 1 "$ROUNDS"); do
+    for name in "${SERVERS[@]}"; do
+        label=$(label_of "$name")
+        for placement in "${PLACEMENTS[@]}"; do
+            case $placement in pinned | unpinned) ;; *) die "unknown placement '$placement'" ;; esac
+            [[ $ROUNDS -eq 1 ]] || log "round $round of $ROUNDS"
+            start_server "$name" "$placement"
+            # Warm-up, not reported: first allocations, SQLite pages, caches.
+            # A failing warm-up means a broken set-up, not load.
+            read -r _ w_ok w_failed _ _ _ _ w_rc < <(sipp_run 1000 3000 "$name-$placement-warmup-$round" "$placement")
+            if [[ $w_failed -ne 0 || $w_ok -ne 3000 ]]; then
+                die "$name warm-up: $w_ok ok, $w_failed failed, SIPp rc $w_rc (see $OUT/$name-$placement-warmup-$round.screen)"
+            fi
+            sleep "$SETTLE"
             for rate in "${RATES[@]}"; do
-                measure "$label" "$placement" "$rate" "$name-$placement-$rate-$run"
+                measure "$label" "$placement" "$rate" "$name-$placement-$rate-$round"
             done
+            if [[ $IDLE -gt 0 && $round -eq $ROUNDS ]]; then
+                sleep "$IDLE"
+                read -r rss pss < <(server_memory_kib)
+                awk -v l="$label" -v p="$placement" -v i="$IDLE" -v rss="$rss" -v pss="$pss" 'BEGIN {
+                    printf "%s (%s) after %s s idle: RSS %.1f MiB, PSS %.1f MiB\n", l, p, i, rss / 1024, pss / 1024
+                }' >>"$OUT/idle-memory.txt"
+                log "$(tail -n 1 "$OUT/idle-memory.txt")"
+            fi
+            stop_server
         done
-        if [[ $IDLE -gt 0 ]]; then
-            sleep "$IDLE"
-            read -r rss pss < <(server_memory_kib)
-            awk -v l="$label" -v p="$placement" -v i="$IDLE" -v rss="$rss" -v pss="$pss" 'BEGIN {
-                printf "%s (%s) after %s s idle: RSS %.1f MiB, PSS %.1f MiB\n", l, p, i, rss / 1024, pss / 1024
-            }' >>"$OUT/idle-memory.txt"
-            log "$(tail -n 1 "$OUT/idle-memory.txt")"
-        fi
-        stop_server
     done
 done
 
 {
     echo
-    echo "| server | placement | target/s | achieved/s | ok | failed | REGISTER retrans (1st/2nd) | server CPU s | CPU µs/reg | server core % | SIPp CPU s | SIPp core % | server RSS MiB | server PSS MiB |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    tail -n +2 "$RESULTS" | awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s/%s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15}'
+    echo "| server | placement | target/s | achieved/s | ok | failed | REGISTER retrans (1st/2nd) | server CPU s | CPU µs/reg | server core % | SIPp CPU s | SIPp core % | server RSS MiB | server PSS MiB | other CPU s |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    tail -n +2 "$RESULTS" | awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s/%s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17}'
+    if [[ $ROUNDS -gt 1 ]]; then
+        echo
+        echo "Medians over $ROUNDS rounds (failed: the total, and in how many rounds any call failed):"
+        echo
+        echo "| server | placement | target/s | achieved/s | failed (rounds) | CPU µs/reg | server core % | SIPp core % |"
+        echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        # Group rows by server, placement and rate in first-seen order.
+        tail -n +2 "$RESULTS" | awk -F'\t' '
+            function median(list,    v, n, i, j, t) {
+                n = split(list, v, " ")
+                for (i = 2; i <= n; i++)
+                    for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+                return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+            }
+            {
+                k = $1 SUBSEP $2 SUBSEP $3
+                if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
+                cps[k] = cps[k] " " $4; us[k] = us[k] " " $10
+                score[k] = score[k] " " $11; sipp[k] = sipp[k] " " $13
+                failed[k] += $6; bad[k] += ($6 > 0)
+            }
+            END {
+                for (i = 1; i <= nk; i++) {
+                    k = order[i]; split(k, p, SUBSEP)
+                    printf "| %s | %s | %s | %.0f | %d (%d) | %.1f | %.0f | %.0f |\n", p[1], p[2], p[3],
+                        median(cps[k]), failed[k], bad[k], median(us[k]), median(score[k]), median(sipp[k])
+                }
+            }'
+    fi
     echo
     echo "achieved/s: SIPp's cumulative Call Rate (one call = one authenticated registration)."
     echo "server CPU: utime+stime of all server processes from just before SIPp starts to ${SETTLE} s after it ends;"
     echo "core %: that CPU (or SIPp's) over SIPp's wall time. RSS sums every process (Kamailio's shared memory"
     echo "counts once per process); PSS splits shared pages, so it is the comparable total."
+    echo "other CPU: busy time of the whole machine in the same window minus server and SIPp: load from"
+    echo "other processes (a run with seconds here was disturbed; run it again), plus softirq not charged to either."
     if [[ -s $OUT/idle-memory.txt ]]; then
         echo
         sed 's/^/- /' "$OUT/idle-memory.txt"
