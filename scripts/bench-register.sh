@@ -38,6 +38,7 @@
 #   BENCH_API_PORT   Switchboard's HTTP API port on 127.0.0.1 (default 8080)
 #   BENCH_OUT        directory for logs and the table
 #   BENCH_NO_BUILD=1 use the existing release binary
+#   BENCH_REPORT=DIR print the tables of an earlier run's directory and stop
 #   KAMAILIO_DEFINES extra -A defines for bench/kamailio/kamailio.cfg, e.g.
 #                    "STATEFUL" (tm transaction per request)
 #   KAMAILIO_ARGS    extra kamailio arguments, e.g. "-x tlsf" (memory manager)
@@ -68,7 +69,8 @@ done
 
 read -r -a SERVERS <<<"${BENCH_SERVERS:-kamailio switchboard}"
 read -r -a PLACEMENTS <<<"${BENCH_PLACEMENTS:-pinned unpinned}"
-SETTLE=${BENCH_SETTLE:-6}
+BENCH_SETTLE_DEFAULT=6
+SETTLE=${BENCH_SETTLE:-$BENCH_SETTLE_DEFAULT}
 ROUNDS=${BENCH_ROUNDS:-1}
 IDLE=${BENCH_IDLE:-40}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_ROUNDS: '$ROUNDS' is not a positive integer" >&2; exit 2; }
@@ -93,6 +95,67 @@ CLK_TCK=$(getconf CLK_TCK)
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+
+# The tables, from results.tsv (and idle-memory.txt) in directory $1.
+report() {
+    local RESULTS=$1/results.tsv OUT=$1 ROUNDS SETTLE
+    ROUNDS=$(tail -n +2 "$RESULTS" | cut -f1-3 | sort | uniq -c | awk '{print $1}' | sort -n | tail -n 1)
+    SETTLE=$(cat "$1/settle" 2>/dev/null || echo "$BENCH_SETTLE_DEFAULT")
+
+    echo
+    echo "| server | placement | target/s | achieved/s | ok | failed | REGISTER retrans (1st/2nd) | server CPU s | CPU µs/reg | server core % | SIPp CPU s | SIPp core % | server/SIPp CPU | server RSS MiB | server PSS MiB | other CPU s |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    tail -n +2 "$RESULTS" | awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s/%s | %s | %s | %s | %s | %s | %.2f | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, ($12 > 0 ? $9 / $12 : 0), $14, $15, $17}'
+    if [[ $ROUNDS -gt 1 ]]; then
+        echo
+        echo "Medians over $ROUNDS rounds (failed: the total, and in how many rounds any call failed):"
+        echo
+        echo "| server | placement | target/s | achieved/s | failed (rounds) | CPU µs/reg | server core % | SIPp core % | server/SIPp CPU |"
+        echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        # Group rows by server, placement and rate in first-seen order.
+        tail -n +2 "$RESULTS" | awk -F'\t' '
+            function median(list,    v, n, i, j, t) {
+                n = split(list, v, " ")
+                for (i = 2; i <= n; i++)
+                    for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+                return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+            }
+            {
+                k = $1 SUBSEP $2 SUBSEP $3
+                if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
+                cps[k] = cps[k] " " $4; us[k] = us[k] " " $10
+                score[k] = score[k] " " $11; sipp[k] = sipp[k] " " $13
+                ratio[k] = ratio[k] " " ($12 > 0 ? $9 / $12 : 0)
+                failed[k] += $6; bad[k] += ($6 > 0)
+            }
+            END {
+                for (i = 1; i <= nk; i++) {
+                    k = order[i]; split(k, p, SUBSEP)
+                    printf "| %s | %s | %s | %.0f | %d (%d) | %.1f | %.0f | %.0f | %.2f |\n", p[1], p[2], p[3],
+                        median(cps[k]), failed[k], bad[k], median(us[k]), median(score[k]), median(sipp[k]),
+                        median(ratio[k])
+                }
+            }'
+    fi
+    echo
+    echo "achieved/s: SIPp's cumulative Call Rate (one call = one authenticated registration)."
+    echo "server CPU: utime+stime of all server processes from just before SIPp starts to ${SETTLE} s after it ends;"
+    echo "core %: that CPU (or SIPp's) over SIPp's wall time. RSS sums every process (Kamailio's shared memory"
+    echo "counts once per process); PSS splits shared pages, so it is the comparable total."
+    echo "server/SIPp CPU: SIPp does the same work per call against either server, so this ratio cancels"
+    echo "the speed of the (shared, virtual) machine at the time of the run; compare it on runs without retransmissions."
+    echo "other CPU: busy time of the whole machine in the same window minus server and SIPp: load from"
+    echo "other processes (a run with seconds here was disturbed; run it again), plus softirq not charged to either."
+    if [[ -s $OUT/idle-memory.txt ]]; then
+        echo
+        sed 's/^/- /' "$OUT/idle-memory.txt"
+    fi
+}
+
+if [[ -n ${BENCH_REPORT:-} ]]; then
+    report "$BENCH_REPORT"
+    exit 0
+fi
 
 # ---------------------------------------------------------------- installs
 
@@ -403,49 +466,6 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 
-{
-    echo
-    echo "| server | placement | target/s | achieved/s | ok | failed | REGISTER retrans (1st/2nd) | server CPU s | CPU µs/reg | server core % | SIPp CPU s | SIPp core % | server RSS MiB | server PSS MiB | other CPU s |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    tail -n +2 "$RESULTS" | awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s/%s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17}'
-    if [[ $ROUNDS -gt 1 ]]; then
-        echo
-        echo "Medians over $ROUNDS rounds (failed: the total, and in how many rounds any call failed):"
-        echo
-        echo "| server | placement | target/s | achieved/s | failed (rounds) | CPU µs/reg | server core % | SIPp core % |"
-        echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-        # Group rows by server, placement and rate in first-seen order.
-        tail -n +2 "$RESULTS" | awk -F'\t' '
-            function median(list,    v, n, i, j, t) {
-                n = split(list, v, " ")
-                for (i = 2; i <= n; i++)
-                    for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
-                return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-            }
-            {
-                k = $1 SUBSEP $2 SUBSEP $3
-                if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
-                cps[k] = cps[k] " " $4; us[k] = us[k] " " $10
-                score[k] = score[k] " " $11; sipp[k] = sipp[k] " " $13
-                failed[k] += $6; bad[k] += ($6 > 0)
-            }
-            END {
-                for (i = 1; i <= nk; i++) {
-                    k = order[i]; split(k, p, SUBSEP)
-                    printf "| %s | %s | %s | %.0f | %d (%d) | %.1f | %.0f | %.0f |\n", p[1], p[2], p[3],
-                        median(cps[k]), failed[k], bad[k], median(us[k]), median(score[k]), median(sipp[k])
-                }
-            }'
-    fi
-    echo
-    echo "achieved/s: SIPp's cumulative Call Rate (one call = one authenticated registration)."
-    echo "server CPU: utime+stime of all server processes from just before SIPp starts to ${SETTLE} s after it ends;"
-    echo "core %: that CPU (or SIPp's) over SIPp's wall time. RSS sums every process (Kamailio's shared memory"
-    echo "counts once per process); PSS splits shared pages, so it is the comparable total."
-    echo "other CPU: busy time of the whole machine in the same window minus server and SIPp: load from"
-    echo "other processes (a run with seconds here was disturbed; run it again), plus softirq not charged to either."
-    if [[ -s $OUT/idle-memory.txt ]]; then
-        echo
-        sed 's/^/- /' "$OUT/idle-memory.txt"
-    fi
-} | tee "$OUT/results.md"
+
+echo "$SETTLE" >"$OUT/settle"
+report "$OUT" | tee "$OUT/results.md"
