@@ -15,6 +15,13 @@
 #        -i 127.0.0.1 -p 5090 -mp 5092 -r RATE -m RATE*8 -l 30000 \
 #        -buff_size 8388608 -nostdin -timeout 40s -timeout_error 127.0.0.1:5060
 #
+# Kamailio runs bench/kamailio/kamailio.cfg: stateless like its stock
+# configuration, usrloc in memory, MD5 digest with qop=auth and nonce-count
+# replay checks (KAMAILIO_DEFINES=STATEFUL KAMAILIO_ARGS="-m 4096" gives it a
+# transaction per request, as Switchboard has; 1 GiB of shared memory runs
+# out at 10,000/s in that mode). Switchboard runs config/switchboard.toml
+# with its SQLite database in a scratch directory.
+#
 # Reported per run: SIPp's cumulative call rate, successful and failed calls,
 # REGISTER retransmissions, the server's CPU time (utime+stime of all its
 # processes, including 6 s after SIPp ends so deferred work such as
@@ -88,9 +95,6 @@ KAMAILIO_CFG=$ROOT/bench/kamailio/kamailio.cfg
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SWITCHBOARD=$TARGET_DIR/release/switchboard
 OUT=${BENCH_OUT:-$ROOT/target/bench-register/$(date +%Y%m%d-%H%M%S)}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-RESULTS=$OUT/results.tsv
 CLK_TCK=$(getconf CLK_TCK)
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -214,6 +218,10 @@ for p in $PORT $SIPP_PORT $SIPP_MEDIA_PORT; do
     owner=$(udp_owner "$p")
     [[ -z $owner ]] || die "udp port $p is in use, stop that first: $owner"
 done
+
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+RESULTS=$OUT/results.tsv
 
 # ---------------------------------------------------------------- clean-up
 
