@@ -31,6 +31,7 @@ impl Schedule {
         self.0.pop_first()
     }
 
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.0.len()
     }
