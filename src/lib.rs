@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod media;
 pub mod net;
 pub mod server;
 pub mod sip;

@@ -1,0 +1,4 @@
+//! The media engine's sans-IO cores (issue 3, landing in increments): SDP
+//! offer/answer, RTP/RTCP, codecs, jitter buffer, DTMF. Like the SIP cores
+//! they own no sockets and read no clock; the runtime's media workers will
+//! pump them.
