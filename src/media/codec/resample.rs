@@ -364,7 +364,7 @@ fn to_i16(v: f32) -> i16 {
 mod tests {
     use super::*;
     use crate::media::codec::goertzel::{mean_square, power};
-    use crate::media::codec::ToneGenerator;
+    use crate::media::codec::{ToneDetector, ToneGenerator};
     use SampleRate::*;
 
     const ALL: [SampleRate; 3] = [Hz8000, Hz16000, Hz48000];
@@ -434,6 +434,30 @@ mod tests {
                 // Everything else (images, aliases, rounding) is 40 dB down.
                 let purity = p / mean_square(block);
                 assert!(purity > 0.9999, "{from:?}->{to:?}: purity {purity}");
+                // And a detector listening for neighbouring tones hears 1 kHz.
+                let heard = ToneDetector::new(to.hz(), &[900.0, 1000.0, 1100.0]).detect(block);
+                assert_eq!(heard.map(|d| d.freq), Some(1000.0), "{from:?}->{to:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn telephony_band_is_flat_within_1_db() {
+        // 300–3400 Hz is what a narrowband leg carries (ITU-T G.712); the
+        // cut-off at 3.6 kHz keeps its top edge to about −0.8 dB.
+        for (from, to) in [(Hz8000, Hz48000), (Hz48000, Hz8000), (Hz8000, Hz16000)] {
+            for freq in [300.0, 1000.0, 2000.0, 3000.0, 3400.0] {
+                let input = tone(freq, 10000, from, 0.5);
+                let out = in_frames(
+                    &mut Resampler::new(from, to),
+                    &input,
+                    from.samples_per_20ms(),
+                );
+                let gain_db = db(power(settled(&out, to), to.hz(), freq) / 5e7);
+                assert!(
+                    gain_db.abs() < 1.0,
+                    "{from:?}->{to:?} {freq} Hz: {gain_db:.2} dB"
+                );
             }
         }
     }
