@@ -622,6 +622,24 @@ mod tests {
     }
 
     #[test]
+    fn burst_loss_concealed_during_underrun_adds_no_delay() {
+        // Frames 40..45 lost: the buffer runs dry, the underrun ticks stand
+        // in for the lost slots, and playout resumes without extra delay.
+        let arr: Vec<_> = steady(100, 7)
+            .into_iter()
+            .filter(|a| !(40..45).contains(&a.3))
+            .collect();
+        let mut sim = Sim::new(arr);
+        sim.run(120);
+        let s = sim.jb.stats();
+        assert_eq!(s.concealed - s.stretched, 5, "{s:?}");
+        assert_eq!(s.late, 0);
+        let pos = |p: u32| sim.out.iter().position(|o| *o == Playout::Frame(p));
+        let (before, after) = (pos(39).unwrap(), pos(45).unwrap());
+        assert_eq!(after - before, 6, "frame 45 plays in its own slot");
+    }
+
+    #[test]
     fn sequence_wrap() {
         let mut sim = Sim::new(steady(200, 65500));
         sim.run(230);
@@ -824,6 +842,35 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn arbitrary_operations_never_panic_and_stay_capped(
+            ops in proptest::collection::vec(
+                (any::<bool>(), any::<u16>(), any::<u32>(), 0u64..100, any::<bool>()),
+                0..400,
+            ),
+        ) {
+            let mut b = jb();
+            let t0 = Instant::now() + Duration::from_secs(10);
+            let mut now = t0;
+            for (is_push, seq, ts, step_ms, backwards) in ops {
+                // Time may even go backwards (a caller bug must not panic).
+                now = if backwards {
+                    now.checked_sub(Duration::from_millis(step_ms)).unwrap_or(now)
+                } else {
+                    now + Duration::from_millis(step_ms)
+                };
+                if is_push {
+                    b.push(now, seq, ts, u32::from(seq));
+                } else {
+                    b.pop(now);
+                }
+                prop_assert!(b.len() <= JitterConfig::default().max_frames);
+                let s = b.stats();
+                prop_assert!(s.concealed >= s.stretched);
+                prop_assert!(s.target_delay <= Duration::from_millis(200));
+            }
+        }
+
         #[test]
         fn delivers_in_order_once_and_reports_each_lost_slot_once(
             base_seq: u16,
