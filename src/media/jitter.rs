@@ -46,7 +46,8 @@ pub struct JitterConfig {
     pub max_delay: Duration,
     /// Delay buffered before the first frame is played.
     pub initial_delay: Duration,
-    /// Hard cap on frames held.
+    /// Hard cap on frames held (one more packet may wait on probation
+    /// after a sequence jump, see [`JitterBuffer::push`]).
     pub max_frames: usize,
 }
 
@@ -228,6 +229,11 @@ impl<T> JitterBuffer<T> {
         }
     }
 
+    /// Accepts one packet. Duplicates and late packets are counted and
+    /// dropped. A packet more than `max_frames` ahead of the newest, or more
+    /// than 128 behind the playout point, is held on probation: if the next
+    /// packet follows it the sender restarted and the buffer resyncs to the
+    /// new numbering (RFC 3550 A.1), otherwise it is dropped as a stray.
     pub fn push(&mut self, now: Instant, seq: u16, ts: u32, payload: T) {
         self.stats.received += 1;
         let Some(highest) = self.highest else {
