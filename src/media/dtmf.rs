@@ -105,9 +105,9 @@ pub struct TelephoneEvent {
 }
 
 impl TelephoneEvent {
-    /// Parses the first event block. Trailing bytes are ignored: RFC 4733
-    /// packs nothing else into the payload, and tolerating padding from
-    /// broken senders costs nothing. The R bit is ignored as §2.3 requires.
+    /// Parses the first event block. Trailing bytes (padding, or further
+    /// blocks from senders that stack events, §2.5.1.5) are ignored: a DTMF
+    /// key press is one event at a time. The R bit is ignored (§2.3.3).
     pub fn parse(payload: &[u8]) -> Result<Self, DtmfError> {
         let [event, flags, d0, d1, ..] = *payload else {
             return Err(DtmfError::Truncated(payload.len()));
@@ -174,7 +174,7 @@ struct Current {
 /// Turns a stream of telephone-event packets into one [`DigitEvent`] per key
 /// press (RFC 4733 §2.5.2).
 ///
-/// An event is identified by its RTP timestamp (§2.5.1.2: all packets of one
+/// An event is identified by its RTP timestamp (§2.2.1: all packets of one
 /// event carry the event's start timestamp), so retransmitted updates and the
 /// three end packets collapse into one digit, and a second press of the same
 /// key (new timestamp) is a new digit. If the start/update packets are lost,
@@ -289,9 +289,9 @@ fn digit_of(clock: ClockRate, event: u8, units: u64) -> DigitEvent {
 pub struct DtmfPacket {
     /// When to send it, relative to the key press.
     pub send_offset: Duration,
-    /// RTP marker bit: set on the first packet of the event (RFC 4733 §2.5.1.1).
+    /// RTP marker bit: set on the first packet of the event (RFC 4733 §2.2.2).
     pub marker: bool,
-    /// RTP timestamp: the event's start for every packet (§2.5.1.2).
+    /// RTP timestamp: the event's start for every packet (§2.2.1).
     pub timestamp: u32,
     pub event: TelephoneEvent,
 }
