@@ -3,3 +3,5 @@
 //! they own no sockets and read no clock; the runtime's media workers will
 //! pump them.
 pub mod codec;
+pub mod dtmf;
+pub mod jitter;
