@@ -3,3 +3,4 @@
 //! they own no sockets and read no clock; the runtime's media workers will
 //! pump them.
 pub mod codec;
+pub mod rtp;

@@ -1,0 +1,86 @@
+//! Notices a dead phone: a call whose RTP has stopped (unplugged handset,
+//! NAT binding gone, crashed softphone) while signalling still thinks the
+//! call is up, which would otherwise keep an agent seat busy for ever.
+
+use std::time::{Duration, Instant};
+
+/// Reported once per silence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamDead {
+    /// When the last packet (or the start of watching) was.
+    pub last_activity: Instant,
+    /// How long it has been silent at the time of the report.
+    pub silent_for: Duration,
+}
+
+/// Watches one incoming RTP stream for silence.
+#[derive(Debug, Clone)]
+pub struct DeadStream {
+    timeout: Duration,
+    last_activity: Instant,
+    reported: bool,
+    paused: bool,
+}
+
+impl DeadStream {
+    /// Starts watching at `now`: a stream that never sends is dead after
+    /// `timeout` too.
+    pub fn new(timeout: Duration, now: Instant) -> Self {
+        Self {
+            timeout,
+            last_activity: now,
+            reported: false,
+            paused: false,
+        }
+    }
+
+    /// An RTP packet arrived. Revives a stream already reported dead.
+    pub fn on_packet(&mut self, now: Instant) {
+        if now > self.last_activity {
+            self.last_activity = now;
+        }
+        self.reported = false;
+    }
+
+    /// Stops watching, e.g. while the far end holds the call with
+    /// `a=sendonly`/`inactive` and legitimately sends nothing.
+    pub fn pause(&mut self) {
+        self.paused = true;
+    }
+
+    /// Watches again, counting silence from `now`.
+    pub fn resume(&mut self, now: Instant) {
+        self.paused = false;
+        self.reported = false;
+        self.last_activity = now;
+    }
+
+    /// When [`Self::handle_timeout`] next has something to say; None while
+    /// paused or once the silence is reported.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.paused || self.reported {
+            None
+        } else {
+            Some(self.last_activity + self.timeout)
+        }
+    }
+
+    /// Reports the stream dead, once, when `timeout` has passed with no
+    /// packet.
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<StreamDead> {
+        let deadline = self.poll_timeout()?;
+        if now < deadline {
+            return None;
+        }
+        self.reported = true;
+        Some(StreamDead {
+            last_activity: self.last_activity,
+            silent_for: now.saturating_duration_since(self.last_activity),
+        })
+    }
+
+    /// True after a report and until the next packet.
+    pub fn is_dead(&self) -> bool {
+        self.reported
+    }
+}
