@@ -84,3 +84,47 @@ impl DeadStream {
         self.reported
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timing_on_a_virtual_clock() {
+        let t0 = Instant::now();
+        let s = |n: u64| t0 + Duration::from_millis(n);
+        let mut d = DeadStream::new(Duration::from_secs(5), t0);
+        assert_eq!(d.poll_timeout(), Some(s(5000)));
+        d.on_packet(s(3000));
+        assert_eq!(d.poll_timeout(), Some(s(8000)));
+        assert_eq!(d.handle_timeout(s(7999)), None);
+        assert!(!d.is_dead());
+        let dead = d.handle_timeout(s(8250)).unwrap();
+        assert_eq!(dead.last_activity, s(3000));
+        assert_eq!(dead.silent_for, Duration::from_millis(5250));
+        assert!(d.is_dead());
+        // Reported once only.
+        assert_eq!(d.handle_timeout(s(9000)), None);
+        assert_eq!(d.poll_timeout(), None);
+        // The phone comes back.
+        d.on_packet(s(10_000));
+        assert!(!d.is_dead());
+        assert_eq!(d.poll_timeout(), Some(s(15_000)));
+        // A packet stamped earlier than the last one does not rewind.
+        d.on_packet(s(9_000));
+        assert_eq!(d.poll_timeout(), Some(s(15_000)));
+    }
+
+    #[test]
+    fn never_sending_stream_is_dead_and_hold_pauses() {
+        let t0 = Instant::now();
+        let mut d = DeadStream::new(Duration::from_secs(2), t0);
+        d.pause();
+        assert_eq!(d.poll_timeout(), None);
+        assert_eq!(d.handle_timeout(t0 + Duration::from_secs(60)), None);
+        d.resume(t0 + Duration::from_secs(60));
+        assert_eq!(d.poll_timeout(), Some(t0 + Duration::from_secs(62)));
+        assert!(d.handle_timeout(t0 + Duration::from_secs(62)).is_some());
+    }
+}

@@ -49,3 +49,57 @@ pub fn fuzz_rtcp(data: &[u8]) {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::{Duration, Instant};
+
+    proptest! {
+        #[test]
+        fn rtp_never_panics(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            fuzz_rtp(&data);
+        }
+
+        #[test]
+        fn rtp_v2_never_panics(first in 0u8..64, data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            // Version 2 forced, so the CSRC/extension/padding paths run.
+            let mut d = vec![0x80 | first];
+            d.extend_from_slice(&data);
+            fuzz_rtp(&d);
+        }
+
+        #[test]
+        fn rtcp_never_panics(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            fuzz_rtcp(&data);
+        }
+
+        #[test]
+        fn rtcp_known_types_never_panic(
+            first in 0u8..64,
+            pt in 200u8..=204,
+            words in 0u8..20,
+            body in proptest::collection::vec(any::<u8>(), 0..120),
+        ) {
+            let mut d = vec![0x80 | first, pt, 0, words];
+            d.extend_from_slice(&body);
+            fuzz_rtcp(&d);
+        }
+
+        #[test]
+        fn stats_never_panic(
+            pkts in proptest::collection::vec((any::<u16>(), any::<u32>(), 0u64..100_000, 0u8..3), 1..200)
+        ) {
+            let t0 = Instant::now();
+            let mut s = ReceiverStats::new(8000, MosCodec::Opus);
+            for (seq, ts, at, src) in pkts {
+                s.update(Ssrc(u32::from(src)), seq, ts, t0 + Duration::from_millis(at));
+                let _ = s.report_block(t0 + Duration::from_millis(at));
+            }
+            let m = s.summary().mos;
+            prop_assert!((1.0..=4.5).contains(&m));
+        }
+    }
+}

@@ -22,7 +22,11 @@ pub enum RtpError {
     #[error("RTP version {0}, expected 2")]
     BadVersion(u8),
     #[error("{csrc_count} CSRCs need {needed} bytes, packet has {len}")]
-    CsrcTruncated { csrc_count: u8, needed: usize, len: usize },
+    CsrcTruncated {
+        csrc_count: u8,
+        needed: usize,
+        len: usize,
+    },
     #[error("header extension needs {needed} bytes, packet has {len}")]
     ExtensionTruncated { needed: usize, len: usize },
     #[error("padding count {count} exceeds the {available} bytes after the header")]
@@ -342,7 +346,10 @@ mod tests {
         let v = [0x90, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0xbe, 0xde];
         assert_eq!(
             RtpPacket::parse(&v[..]).unwrap_err(),
-            RtpError::ExtensionTruncated { needed: 16, len: 14 }
+            RtpError::ExtensionTruncated {
+                needed: 16,
+                len: 14
+            }
         );
     }
 

@@ -221,11 +221,11 @@ fn parse_one(packet: &[u8]) -> Result<RtcpPacket<'_>, RtcpError> {
                 None => None,
                 Some(&len) => {
                     let start = 4 * blocks + 1;
-                    let text = body
-                        .get(start..start + usize::from(len))
-                        .ok_or(RtcpError::ByeReasonOverrun {
+                    let text = body.get(start..start + usize::from(len)).ok_or(
+                        RtcpError::ByeReasonOverrun {
                             len: usize::from(len),
-                        })?;
+                        },
+                    )?;
                     Some(text)
                 }
             };
@@ -392,4 +392,205 @@ pub fn write_compound(packets: &[RtcpPacket<'_>], out: &mut Vec<u8>) -> Result<(
         p.write(out)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    // RR from 0x01020304 with one block about 0x0a0b0c0d: 5/256 lost,
+    // cumulative -1, highest 0x00010005, jitter 17, LSR 0x11223344, DLSR 0x10000.
+    const RR: [u8; 32] = [
+        0x81, 201, 0, 7, 1, 2, 3, 4, //
+        0x0a, 0x0b, 0x0c, 0x0d, 5, 0xff, 0xff, 0xff, //
+        0, 1, 0, 5, 0, 0, 0, 17, //
+        0x11, 0x22, 0x33, 0x44, 0, 1, 0, 0,
+    ];
+
+    fn block() -> ReportBlock {
+        ReportBlock {
+            ssrc: Ssrc(0x0a0b_0c0d),
+            fraction_lost: 5,
+            cumulative_lost: -1,
+            highest_seq: 0x0001_0005,
+            jitter: 17,
+            last_sr: 0x1122_3344,
+            delay_since_last_sr: 0x1_0000,
+        }
+    }
+
+    #[test]
+    fn parses_and_writes_known_rr() {
+        let packets = parse_compound(&RR).unwrap();
+        let expected = RtcpPacket::ReceiverReport(ReceiverReport {
+            ssrc: Ssrc(0x0102_0304),
+            reports: vec![block()],
+        });
+        assert_eq!(packets, vec![expected.clone()]);
+        let mut out = Vec::new();
+        expected.write(&mut out).unwrap();
+        assert_eq!(out, RR);
+    }
+
+    #[test]
+    fn sr_sdes_bye_compound_round_trip() {
+        let packets = vec![
+            RtcpPacket::SenderReport(SenderReport {
+                ssrc: Ssrc(7),
+                ntp_timestamp: 0x8000_0001_4000_0000,
+                rtp_timestamp: 160_000,
+                packet_count: 1000,
+                octet_count: 160_000,
+                reports: vec![block(), block()],
+            }),
+            RtcpPacket::SourceDescription(vec![SdesChunk {
+                ssrc: Ssrc(7),
+                items: vec![
+                    SdesItem {
+                        kind: SDES_CNAME,
+                        value: b"agent7@pbx",
+                    },
+                    SdesItem {
+                        kind: 6,
+                        value: b"switchboard",
+                    },
+                ],
+            }]),
+            RtcpPacket::Goodbye(Goodbye {
+                sources: vec![Ssrc(7)],
+                reason: Some(b"call ended"),
+            }),
+        ];
+        let mut out = Vec::new();
+        write_compound(&packets, &mut out).unwrap();
+        assert_eq!(out.len() % 4, 0);
+        // SR header: RC=2, length (28 + 48) / 4 - 1 = 18 words.
+        assert_eq!(out[..4], [0x82, 200, 0, 18]);
+        let parsed = parse_compound(&out).unwrap();
+        assert_eq!(parsed, packets);
+        match &parsed[1] {
+            RtcpPacket::SourceDescription(chunks) => {
+                assert_eq!(chunks[0].cname(), Some(&b"agent7@pbx"[..]));
+            }
+            other => panic!("expected SDES, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sdes_known_vector() {
+        // One chunk, CNAME "ab": 4 + 2 + 2 = 8, then a null and 3 pad bytes.
+        let sdes = [0x81, 202, 0, 3, 0, 0, 0, 9, 1, 2, b'a', b'b', 0, 0, 0, 0];
+        let p = parse_compound(&sdes).unwrap();
+        let mut out = Vec::new();
+        write_compound(&p, &mut out).unwrap();
+        assert_eq!(out, sdes);
+    }
+
+    #[test]
+    fn empty_bye_and_unknown_types() {
+        let data = [
+            0x80, 203, 0, 0, // BYE with no source
+            0x81, 205, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2, // RTPFB, kept opaque
+        ];
+        let p = parse_compound(&data).unwrap();
+        assert_eq!(
+            p[0],
+            RtcpPacket::Goodbye(Goodbye {
+                sources: vec![],
+                reason: None
+            })
+        );
+        assert_eq!(
+            p[1],
+            RtcpPacket::Other {
+                packet_type: 205,
+                count: 1,
+                body: &[0, 0, 0, 1, 0, 0, 0, 2]
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_lengths_are_rejected() {
+        assert_eq!(parse_compound(&[]), Err(RtcpError::Empty));
+        // Length claims 8 words, only 7 present.
+        let mut v = RR;
+        v[3] = 8;
+        assert!(matches!(
+            parse_compound(&v),
+            Err(RtcpError::LengthOverrun { declared: 36, .. })
+        ));
+        // RC says 2 blocks, the length only holds one.
+        let mut v = RR;
+        v[0] = 0x82;
+        assert!(matches!(
+            parse_compound(&v),
+            Err(RtcpError::BodyTooShort {
+                packet_type: 201,
+                ..
+            })
+        ));
+        // Trailing bytes after a good packet.
+        let mut v = RR.to_vec();
+        v.extend_from_slice(&[0x80, 201]);
+        assert_eq!(
+            parse_compound(&v),
+            Err(RtcpError::TruncatedHeader { remaining: 2 })
+        );
+        let mut v = RR;
+        v[0] = 0x41;
+        assert_eq!(parse_compound(&v), Err(RtcpError::BadVersion(1)));
+        // Padding count larger than the packet.
+        let mut v = RR;
+        v[0] = 0xa1;
+        v[31] = 40;
+        assert!(matches!(
+            parse_compound(&v),
+            Err(RtcpError::BadPadding { count: 40, .. })
+        ));
+        // SDES item running past the packet.
+        let sdes = [0x81, 202, 0, 2, 0, 0, 0, 9, 1, 9, b'a', b'b'];
+        assert_eq!(parse_compound(&sdes), Err(RtcpError::SdesUnterminated));
+        // BYE reason longer than the packet.
+        let bye = [0x81, 203, 0, 2, 0, 0, 0, 9, 20, b'x', 0, 0];
+        assert_eq!(
+            parse_compound(&bye),
+            Err(RtcpError::ByeReasonOverrun { len: 20 })
+        );
+    }
+
+    #[test]
+    fn writer_rejects_what_the_wire_cannot_carry() {
+        let rr = RtcpPacket::ReceiverReport(ReceiverReport {
+            ssrc: Ssrc(1),
+            reports: vec![block(); 32],
+        });
+        assert_eq!(rr.write(&mut Vec::new()), Err(RtcpError::TooManyItems(32)));
+        let long = [b'x'; 256];
+        let sdes = RtcpPacket::SourceDescription(vec![SdesChunk {
+            ssrc: Ssrc(1),
+            items: vec![SdesItem {
+                kind: SDES_CNAME,
+                value: &long,
+            }],
+        }]);
+        assert_eq!(
+            sdes.write(&mut Vec::new()),
+            Err(RtcpError::ItemTooLong(256))
+        );
+    }
+
+    #[test]
+    fn opaque_body_off_word_boundary_is_padded() {
+        let p = RtcpPacket::Other {
+            packet_type: 204,
+            count: 0,
+            body: &[1, 2, 3, 4, 5],
+        };
+        let mut out = Vec::new();
+        p.write(&mut out).unwrap();
+        assert_eq!(out, [0xa0, 204, 0, 2, 1, 2, 3, 4, 5, 0, 0, 3]);
+        assert_eq!(parse_compound(&out).unwrap(), vec![p]);
+    }
 }

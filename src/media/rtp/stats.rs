@@ -344,3 +344,186 @@ pub fn estimate_mos(codec: MosCodec, delay_ms: f64, loss_pct: f64) -> f64 {
         1.0 + 0.035 * r + 7.0e-6 * r * (r - 60.0) * (100.0 - r)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    const SRC: Ssrc = Ssrc(0x1234);
+    const FRAME: Duration = Duration::from_millis(20);
+
+    /// Feeds `seqs` as G.711 (20 ms, 160 ticks per packet, perfect pacing:
+    /// arrival and timestamp both follow the sequence number).
+    fn feed(stats: &mut ReceiverStats, t0: Instant, seqs: &[u16]) -> Vec<SeqVerdict> {
+        seqs.iter()
+            .map(|&s| {
+                let ts = u32::from(s).wrapping_mul(160);
+                stats.update(SRC, s, ts, t0 + FRAME * u32::from(s))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn probation_then_in_order() {
+        let t0 = Instant::now();
+        let mut s = ReceiverStats::new(8000, MosCodec::G711);
+        let v = feed(&mut s, t0, &(100..110).collect::<Vec<_>>());
+        assert_eq!(v[0], SeqVerdict::Probation);
+        assert!(v[1..].iter().all(|v| *v == SeqVerdict::Accepted));
+        // A.1: the packet that ends probation becomes the base.
+        assert_eq!((s.received(), s.expected(), s.lost()), (9, 9, 0));
+        assert_eq!(s.jitter(), 0);
+        let rb = s.report_block(t0).unwrap();
+        assert_eq!((rb.fraction_lost, rb.cumulative_lost), (0, 0));
+        assert_eq!(rb.highest_seq, 109);
+        assert_eq!(rb.ssrc, SRC);
+    }
+
+    #[test]
+    fn broken_probation_restarts_it() {
+        let t0 = Instant::now();
+        let mut s = ReceiverStats::new(8000, MosCodec::G711);
+        let v = feed(&mut s, t0, &[10, 12, 13]);
+        assert_eq!(
+            v,
+            [
+                SeqVerdict::Probation,
+                SeqVerdict::Probation,
+                SeqVerdict::Accepted
+            ]
+        );
+        assert!(ReceiverStats::new(8000, MosCodec::G711)
+            .report_block(t0)
+            .is_none());
+    }
+
+    #[test]
+    fn loss_and_fraction_per_interval() {
+        let t0 = Instant::now();
+        let mut s = ReceiverStats::new(8000, MosCodec::G711);
+        // 100 is probation; base 101; 105 and 106 lost; 101..=110 expected.
+        feed(&mut s, t0, &[100, 101, 102, 103, 104, 107, 108, 109, 110]);
+        assert_eq!((s.expected(), s.received(), s.lost()), (10, 8, 2));
+        let rb = s.report_block(t0).unwrap();
+        assert_eq!(rb.fraction_lost, 51); // (2 << 8) / 10
+        assert_eq!(rb.cumulative_lost, 2);
+        // The next interval has no loss: fraction 0, cumulative still 2.
+        feed(&mut s, t0, &(111..=120).collect::<Vec<_>>());
+        let rb = s.report_block(t0).unwrap();
+        assert_eq!((rb.fraction_lost, rb.cumulative_lost), (0, 2));
+        assert_eq!(rb.highest_seq, 120);
+    }
+
+    #[test]
+    fn reordering_and_duplicates() {
+        let t0 = Instant::now();
+        let mut s = ReceiverStats::new(8000, MosCodec::G711);
+        feed(&mut s, t0, &[1, 2, 4, 3, 5]);
+        assert_eq!((s.expected(), s.received(), s.lost()), (4, 4, 0));
+        assert_eq!(s.extended_max(), 5);
+        // A duplicate is counted too (A.1), so loss goes negative.
+        feed(&mut s, t0, &[5]);
+        assert_eq!(s.lost(), -1);
+        let rb = s.report_block(t0).unwrap();
+        assert_eq!((rb.fraction_lost, rb.cumulative_lost), (0, -1));
+        // A packet 60 behind is late, not a jump: counted, max unchanged.
+        feed(&mut s, t0, &(6..=70).collect::<Vec<_>>());
+        assert_eq!(s.update(SRC, 10, 1600, t0), SeqVerdict::Accepted);
+        assert_eq!(s.extended_max(), 70);
+    }
+
+    #[test]
+    fn wrap_at_65535() {
+        let t0 = Instant::now();
+        let mut s = ReceiverStats::new(8000, MosCodec::G711);
+        let v = feed(&mut s, t0, &[65533, 65534, 65535, 0, 1, 2]);
+        assert!(v[1..].iter().all(|v| *v == SeqVerdict::Accepted));
+        assert_eq!(s.extended_max(), 65536 + 2);
+        assert_eq!((s.expected(), s.received(), s.lost()), (5, 5, 0));
+        assert_eq!(s.report_block(t0).unwrap().highest_seq, 0x1_0002);
+    }
+
+    #[test]
+    fn large_jump_needs_confirmation_then_restarts() {
+        let t0 = Instant::now();
+        let mut s = ReceiverStats::new(8000, MosCodec::G711);
+        feed(&mut s, t0, &(100..=110).collect::<Vec<_>>());
+        // One stray packet far ahead is ignored...
+        assert_eq!(s.update(SRC, 30_000, 0, t0), SeqVerdict::BadSequence);
+        assert_eq!(s.update(SRC, 111, 0, t0), SeqVerdict::Accepted);
+        assert_eq!((s.received(), s.extended_max()), (11, 111));
+        // ...two in a row mean the sender restarted (A.1).
+        assert_eq!(s.update(SRC, 5000, 0, t0), SeqVerdict::BadSequence);
+        assert_eq!(s.update(SRC, 5001, 160, t0), SeqVerdict::Restarted);
+        assert_eq!(s.update(SRC, 5002, 320, t0), SeqVerdict::Accepted);
+        assert_eq!((s.expected(), s.received(), s.lost()), (2, 2, 0));
+    }
+
+    #[test]
+    fn new_ssrc_starts_over() {
+        let t0 = Instant::now();
+        let mut s = ReceiverStats::new(8000, MosCodec::G711);
+        feed(&mut s, t0, &(1..=10).collect::<Vec<_>>());
+        assert_eq!(s.update(Ssrc(9), 500, 0, t0), SeqVerdict::Probation);
+        assert_eq!(s.ssrc(), Some(Ssrc(9)));
+        assert_eq!(s.received(), 0);
+    }
+
+    #[test]
+    fn jitter_follows_a8() {
+        let t0 = Instant::now();
+        let mut s = ReceiverStats::new(8000, MosCodec::G711);
+        s.update(SRC, 1, 0, t0); // probation
+        s.update(SRC, 2, 160, t0 + Duration::from_millis(20)); // transit -160
+        s.update(SRC, 3, 320, t0 + Duration::from_millis(50)); // 10 ms late: D = 80
+        assert_eq!(s.jitter(), 5); // 80 / 16
+        s.update(SRC, 4, 480, t0 + Duration::from_millis(60)); // back on time: D = 80
+                                                               // J = 5 + (80 - 5) / 16 = 9.6875
+        assert_eq!(s.jitter(), 9);
+        let sum = s.summary();
+        assert!((sum.jitter_ms - 9.6875 / 8.0).abs() < 1e-9);
+        assert_eq!((sum.packets, sum.lost), (3, 0));
+    }
+
+    #[test]
+    fn lsr_and_dlsr() {
+        let t0 = Instant::now();
+        let mut s = ReceiverStats::new(8000, MosCodec::G711);
+        feed(&mut s, t0, &[1, 2]);
+        s.on_sender_report(0x1122_3344_5566_7788, t0);
+        let rb = s.report_block(t0 + Duration::from_millis(1500)).unwrap();
+        assert_eq!(rb.last_sr, 0x3344_5566);
+        assert_eq!(rb.delay_since_last_sr, 98_304); // 1.5 * 65536
+    }
+
+    #[test]
+    fn mos_estimates() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
+        // R = 93.2 with no impairment.
+        assert!(close(estimate_mos(MosCodec::G711, 0.0, 0.0), 4.409_285_824));
+        // 5 % loss: Ie_eff = 95 * 5 / 30.1.
+        assert!(close(
+            estimate_mos(MosCodec::G711, 0.0, 5.0),
+            3.922_838_992_6
+        ));
+        // 200 ms: Id = 4.8 + 0.11 * 22.7.
+        assert!(close(
+            estimate_mos(MosCodec::Opus, 200.0, 0.0),
+            4.226_180_124
+        ));
+        assert!(close(
+            estimate_mos(MosCodec::G711, 0.0, 100.0),
+            1.176_862_406
+        ));
+        assert!(close(estimate_mos(MosCodec::G711, 2000.0, 0.0), 1.0));
+        let t0 = Instant::now();
+        let mut s = ReceiverStats::new(8000, MosCodec::G711);
+        feed(&mut s, t0, &[100, 101, 102, 103, 104, 107, 108, 109, 110]);
+        s.set_round_trip(Duration::from_millis(100));
+        // 20 % loss, 50 ms one way, no jitter.
+        let expected = estimate_mos(MosCodec::G711, 50.0, 20.0);
+        assert!(close(s.summary().mos, expected));
+        assert!(s.summary().mos < 4.0);
+    }
+}
