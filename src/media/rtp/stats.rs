@@ -202,8 +202,9 @@ impl ReceiverStats {
     fn update_jitter(&mut self, rtp_ts: u32, now: Instant) {
         let origin = *self.clock_origin.get_or_insert(now);
         let elapsed = now.saturating_duration_since(origin);
-        let arrival =
-            (elapsed.as_nanos() * u128::from(self.clock_rate) / 1_000_000_000) as u64 as u32;
+        let ticks = elapsed.as_nanos() * u128::from(self.clock_rate) / 1_000_000_000;
+        // Like RTP timestamps, the arrival clock wraps modulo 2^32.
+        let arrival = (ticks % (1u128 << 32)) as u32;
         let transit = arrival.wrapping_sub(rtp_ts);
         if let Some(last) = self.last_transit {
             let d = transit.wrapping_sub(last) as i32;
