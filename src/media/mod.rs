@@ -2,3 +2,4 @@
 //! offer/answer, RTP/RTCP, codecs, jitter buffer, DTMF. Like the SIP cores
 //! they own no sockets and read no clock; the runtime's media workers will
 //! pump them.
+pub mod sdp;
