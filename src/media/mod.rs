@@ -6,3 +6,4 @@ pub mod codec;
 pub mod dtmf;
 pub mod jitter;
 pub mod rtp;
+pub mod sdp;
