@@ -40,3 +40,22 @@ pub enum CodecError {
         available: usize,
     },
 }
+
+/// Applies a per-sample codec function from `input` into `out`, which must
+/// have the same length (G.711 is one code per sample, both laws alike).
+pub(crate) fn map_into<I: Copy, O>(
+    input: &[I],
+    out: &mut [O],
+    f: impl Fn(I) -> O,
+) -> Result<(), CodecError> {
+    if input.len() != out.len() {
+        return Err(CodecError::LengthMismatch {
+            input: input.len(),
+            output: out.len(),
+        });
+    }
+    for (o, &i) in out.iter_mut().zip(input) {
+        *o = f(i);
+    }
+    Ok(())
+}

@@ -61,30 +61,12 @@ pub fn encode(sample: i16) -> u8 {
 
 /// Encodes `pcm` into `out` (same length), one code per sample.
 pub fn encode_into(pcm: &[i16], out: &mut [u8]) -> Result<(), CodecError> {
-    if pcm.len() != out.len() {
-        return Err(CodecError::LengthMismatch {
-            input: pcm.len(),
-            output: out.len(),
-        });
-    }
-    for (o, &s) in out.iter_mut().zip(pcm) {
-        *o = encode(s);
-    }
-    Ok(())
+    super::map_into(pcm, out, encode)
 }
 
 /// Decodes `codes` into `out` (same length), one sample per code.
 pub fn decode_into(codes: &[u8], out: &mut [i16]) -> Result<(), CodecError> {
-    if codes.len() != out.len() {
-        return Err(CodecError::LengthMismatch {
-            input: codes.len(),
-            output: out.len(),
-        });
-    }
-    for (o, &c) in out.iter_mut().zip(codes) {
-        *o = decode(c);
-    }
-    Ok(())
+    super::map_into(codes, out, decode)
 }
 
 #[cfg(test)]
