@@ -305,32 +305,9 @@ pub struct AuthConfig {
     pub block_duration: Duration,
 }
 
-/// A digest algorithm (RFC 8760).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-pub enum DigestAlgorithm {
-    /// `MD5` (RFC 2617).
-    #[serde(rename = "MD5")]
-    Md5,
-    /// `SHA-256` (RFC 8760 §2.2).
-    #[serde(rename = "SHA-256")]
-    Sha256,
-}
-
-impl DigestAlgorithm {
-    /// The token used in the `algorithm=` parameter.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DigestAlgorithm::Md5 => "MD5",
-            DigestAlgorithm::Sha256 => "SHA-256",
-        }
-    }
-}
-
-impl std::fmt::Display for DigestAlgorithm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// A digest algorithm (RFC 8760): the authentication module's own type,
+/// spelt in the file exactly as in headers (`"MD5"`, `"SHA-256"`).
+pub use crate::sip::auth::Algorithm as DigestAlgorithm;
 
 /// `[storage]`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -44,6 +44,19 @@ impl Algorithm {
     }
 }
 
+/// Configuration files list algorithms by their exact header token
+/// (`"MD5"`, `"SHA-256"`): unlike in headers, other spellings are refused so
+/// that the file reads as what goes on the wire.
+impl<'de> serde::Deserialize<'de> for Algorithm {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        [Algorithm::Md5, Algorithm::Sha256]
+            .into_iter()
+            .find(|a| a.as_str() == name)
+            .ok_or_else(|| serde::de::Error::unknown_variant(&name, &["MD5", "SHA-256"]))
+    }
+}
+
 impl FromStr for Algorithm {
     type Err = AuthError;
 

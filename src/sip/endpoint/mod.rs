@@ -97,13 +97,7 @@ impl EndpointConfig {
                 qualify_failures: config.registrar.qualify_failures,
             },
             realm: config.auth.realm.clone(),
-            algorithms: config
-                .auth
-                .algorithms
-                .iter()
-                .map(|a| a.as_str().parse())
-                .filter_map(Result::ok)
-                .collect(),
+            algorithms: config.auth.algorithms.clone(),
             nonce_ttl: config.auth.nonce_ttl,
             max_failures: config.auth.max_failures,
             failure_window: config.auth.failure_window,
