@@ -83,7 +83,7 @@ impl PortAllocator {
             return Err(no_pair);
         }
         // Pairs (first, first+1), ..., with the last RTCP port <= end.
-        let count = usize::from((end - first + 1) / 2);
+        let count = usize::from((end - first).div_ceil(2));
         Ok(Self {
             first,
             used: vec![false; count],
