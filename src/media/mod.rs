@@ -5,5 +5,7 @@
 pub mod codec;
 pub mod dtmf;
 pub mod jitter;
+pub mod pacer;
+pub mod ports;
 pub mod rtp;
 pub mod sdp;
