@@ -7,3 +7,4 @@ pub mod dtmf;
 pub mod jitter;
 pub mod rtp;
 pub mod sdp;
+pub mod wav;
