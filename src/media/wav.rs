@@ -63,6 +63,8 @@ pub enum WavError {
     PartialFrame { samples: usize, channels: u16 },
     #[error("recording would exceed the 4 GiB WAV size limit")]
     TooLong,
+    #[error("an earlier write failed; the file is valid up to the last header update")]
+    WriterFailed,
 }
 
 /// A decoded WAV file: interleaved 16-bit samples and their format.
@@ -335,6 +337,9 @@ pub struct WavWriter {
     /// Data bytes the on-disk header currently declares.
     committed_len: u32,
     finished: bool,
+    /// Set after an I/O error: a partial write may have left stray bytes
+    /// after the data, so appending more would misalign every later frame.
+    failed: bool,
 }
 
 impl WavWriter {
@@ -377,6 +382,7 @@ impl WavWriter {
             data_len: 0,
             committed_len: 0,
             finished: false,
+            failed: false,
         })
     }
 
@@ -405,6 +411,9 @@ impl WavWriter {
     /// Appends interleaved frames (`[left, right, left, right, ...]` for
     /// stereo). The slice must hold whole frames.
     pub fn write_frames(&mut self, interleaved: &[i16]) -> Result<(), WavError> {
+        if self.failed {
+            return Err(WavError::WriterFailed);
+        }
         if interleaved.len() % usize::from(self.channels) != 0 {
             return Err(WavError::PartialFrame {
                 samples: interleaved.len(),
@@ -417,10 +426,16 @@ impl WavWriter {
             .and_then(|n| n.checked_add(self.data_len))
             .filter(|&n| n.checked_add(36).is_some())
             .ok_or(WavError::TooLong)?;
+        let result = self.append(interleaved, add);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn append(&mut self, interleaved: &[i16], new_len: u32) -> Result<(), WavError> {
         for s in interleaved {
             self.out.write_all(&s.to_le_bytes())?;
         }
-        self.data_len = add;
+        self.data_len = new_len;
         let interval_bytes = u64::from(self.header_interval) * u64::from(self.frame_bytes());
         if u64::from(self.data_len - self.committed_len) >= interval_bytes {
             self.update_header()?;
@@ -447,6 +462,9 @@ impl WavWriter {
     /// Writes the final sizes and fsyncs. Returns the number of frames.
     pub fn finish(mut self) -> Result<u32, WavError> {
         self.finished = true;
+        if self.failed {
+            return Err(WavError::WriterFailed);
+        }
         self.update_header()?;
         self.out.get_ref().sync_all()?;
         Ok(self.frames_written())
@@ -458,7 +476,7 @@ impl Drop for WavWriter {
     /// path): commit what was written. Errors cannot be reported here; the
     /// file is still valid up to the last successful header update.
     fn drop(&mut self) {
-        if !self.finished && self.committed_len != self.data_len {
+        if !self.finished && !self.failed && self.committed_len != self.data_len {
             let _ = self.update_header();
         }
     }
