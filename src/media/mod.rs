@@ -9,3 +9,4 @@ pub mod pacer;
 pub mod ports;
 pub mod rtp;
 pub mod sdp;
+pub mod wav;
