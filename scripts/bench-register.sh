@@ -15,7 +15,7 @@
 #        -i 127.0.0.1 -p 5090 -mp 5092 -r RATE -m RATE*8 -l 30000 \
 #        -buff_size 8388608 -nostdin -timeout 40s -timeout_error 127.0.0.1:5060
 #
-# Kamailio runs bench/kamailio/kamailio.cfg: stateless like its stock
+# Kamailio runs benches/kamailio/kamailio.cfg: stateless like its stock
 # configuration, usrloc in memory, MD5 digest with qop=auth and nonce-count
 # replay checks (KAMAILIO_DEFINES=STATEFUL KAMAILIO_ARGS="-m 4096" gives it a
 # transaction per request, as Switchboard has; 1 GiB of shared memory runs
@@ -46,7 +46,7 @@
 #   BENCH_OUT        directory for logs and the table
 #   BENCH_NO_BUILD=1 use the existing release binary
 #   BENCH_REPORT=DIR print the tables of an earlier run's directory and stop
-#   KAMAILIO_DEFINES extra -A defines for bench/kamailio/kamailio.cfg, e.g.
+#   KAMAILIO_DEFINES extra -A defines for benches/kamailio/kamailio.cfg, e.g.
 #                    "STATEFUL" (tm transaction per request)
 #   KAMAILIO_ARGS    extra kamailio arguments, e.g. "-x tlsf" (memory manager)
 #
@@ -91,7 +91,7 @@ SIPP_CORE=1
 SOCK_BUF_MAX=16777216
 SCENARIO=$ROOT/tests/sipp/register_auth.xml
 AGENTS=$ROOT/tests/sipp/agents.csv
-KAMAILIO_CFG=$ROOT/bench/kamailio/kamailio.cfg
+KAMAILIO_CFG=$ROOT/benches/kamailio/kamailio.cfg
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SWITCHBOARD=$TARGET_DIR/release/switchboard
 OUT=${BENCH_OUT:-$ROOT/target/bench-register/$(date +%Y%m%d-%H%M%S)}
