@@ -26,6 +26,7 @@ fn on_rtp_one_packet(c: &mut Criterion) {
         initial_seq: 4321,
         initial_ts: 98_765,
         payload_type_out: 0,
+        telephone_event_pt: Some(101),
     };
     let Ok(mut relay) = Relay::new(
         t0,

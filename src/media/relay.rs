@@ -121,6 +121,10 @@ pub struct LegConfig {
     pub initial_ts: u32,
     /// The payload type this leg negotiated for the relayed codec.
     pub payload_type_out: u8,
+    /// The payload type this leg negotiated for `telephone-event` (RFC 4733
+    /// DTMF), if any. Events from the other leg are renumbered to it, not
+    /// to `payload_type_out`, and dropped if this leg has none.
+    pub telephone_event_pt: Option<u8>,
 }
 
 /// Why a relay cannot be built from the given configuration.
@@ -151,6 +155,11 @@ pub struct LegCounters {
     pub accepted: u64,
     /// Datagrams that are not valid RTP.
     pub malformed: u64,
+    /// RTCP multiplexed onto the RTP port (RFC 5761 §4), which the
+    /// relay does not rewrite as if it were RTP.
+    pub rtcp: u64,
+    /// DTMF events the other leg did not negotiate `telephone-event` for.
+    pub unmapped_event: u64,
     /// Valid packets from another address that did not (yet) re-latch,
     /// e.g. spoofed.
     pub foreign_source: u64,
@@ -176,6 +185,7 @@ struct Leg {
     latched: Option<SocketAddr>,
     candidate: Option<Candidate>,
     payload_type_out: u8,
+    telephone_event_pt: Option<u8>,
     direction: Direction,
     /// Rewrites what is sent *to* this leg.
     rewriter: SourceRewriter,
@@ -241,17 +251,23 @@ impl Relay {
     ) -> Result<Self, RelayConfigError> {
         let [caller, agent] = legs;
         let build = |id: LegId, c: LegConfig| -> Result<Leg, RelayConfigError> {
-            if c.payload_type_out > 0x7f {
-                return Err(RelayConfigError::InvalidPayloadType {
-                    leg: id,
-                    payload_type: c.payload_type_out,
-                });
+            for pt in [Some(c.payload_type_out), c.telephone_event_pt]
+                .into_iter()
+                .flatten()
+            {
+                if pt > 0x7f {
+                    return Err(RelayConfigError::InvalidPayloadType {
+                        leg: id,
+                        payload_type: pt,
+                    });
+                }
             }
             Ok(Leg {
                 expected_remote: c.expected_remote,
                 latched: None,
                 candidate: None,
                 payload_type_out: c.payload_type_out,
+                telephone_event_pt: c.telephone_event_pt,
                 direction: Direction::SendRecv,
                 rewriter: SourceRewriter::new(
                     c.our_ssrc,
@@ -291,6 +307,14 @@ impl Relay {
     ) -> Option<Forward> {
         let relatch_after = self.relatch_after;
         let rx = self.leg_mut(leg);
+        // RFC 5761 §4: with rtcp-mux, a second byte whose low 7 bits are
+        // 64..=95 is RTCP (types 192..=223), not RTP with the marker set.
+        if let [first, second, ..] = *packet {
+            if first >> 6 == 2 && (64..=95).contains(&(second & 0x7f)) {
+                rx.counters.rtcp += 1;
+                return None;
+            }
+        }
         let Ok(mut p) = RtpPacket::parse(packet) else {
             rx.counters.malformed += 1;
             return None;
@@ -304,6 +328,7 @@ impl Relay {
         rx.stats.update(ssrc, p.sequence(), p.timestamp(), now);
         rx.dead.on_packet(now);
         let forward_from_rx = rx.direction.sends();
+        let is_event = rx.telephone_event_pt == Some(p.payload_type());
 
         let out = leg.other();
         let tx = self.leg(out);
@@ -315,10 +340,23 @@ impl Relay {
             self.leg_mut(leg).counters.held += 1;
             return None;
         }
+        let pt_out = if is_event {
+            match tx.telephone_event_pt {
+                Some(pt) => pt,
+                None => {
+                    self.leg_mut(leg).counters.unmapped_event += 1;
+                    return None;
+                }
+            }
+        } else {
+            tx.payload_type_out
+        };
         let tx = self.leg_mut(out);
+        // RFC 4733 §2.1: events share the audio's SSRC and timestamp clock,
+        // so the same rewriter keeps both continuous.
         tx.rewriter.rewrite(&mut p, now);
         // Checked ≤ 127 in `new`, so this cannot fail.
-        let _ = p.set_payload_type(tx.payload_type_out);
+        let _ = p.set_payload_type(pt_out);
         self.leg_mut(leg).counters.forwarded += 1;
         Some(Forward { leg: out, to })
     }
@@ -411,6 +449,7 @@ pub fn fuzz_relay(data: &[u8]) {
         initial_seq: 1,
         initial_ts: 1,
         payload_type_out: pt,
+        telephone_event_pt: Some(101),
     };
     let Ok(mut relay) = Relay::new(
         t0,
@@ -467,6 +506,7 @@ mod tests {
                     initial_seq: 1000,
                     initial_ts: 50_000,
                     payload_type_out: 0,
+                    telephone_event_pt: Some(101),
                 },
                 LegConfig {
                     expected_remote: Some(addr(AGENT)),
@@ -474,6 +514,7 @@ mod tests {
                     initial_seq: 30_000,
                     initial_ts: 7_000_000,
                     payload_type_out: 96,
+                    telephone_event_pt: Some(110),
                 },
             ],
         )
@@ -589,6 +630,7 @@ mod tests {
             initial_seq: 0,
             initial_ts: 0,
             payload_type_out: 0,
+            telephone_event_pt: None,
         }; 2];
         cfg[1].our_ssrc = Ssrc(2);
         let mut r = Relay::new(t0, RelayConfig::g711(Duration::from_secs(5)), cfg).unwrap();
@@ -637,6 +679,43 @@ mod tests {
         assert_eq!(r.destination(LegId::Caller), Some(spoofer));
         // Now the old address is the foreign one.
         assert_eq!(caller(&mut r, addr(CALLER_NAT), 0x1111), None);
+    }
+
+    #[test]
+    fn dtmf_events_keep_their_own_payload_type() {
+        let t0 = Instant::now();
+        let mut r = relay(t0);
+        let mut b = pkt(0x1111, 1, 0);
+        r.on_rtp(t0, LegId::Caller, addr(CALLER_NAT), &mut b)
+            .unwrap();
+        assert_eq!(fields(&b).4, 96, "audio PT mapped");
+        let mut ev = pkt(0x1111, 2, 160);
+        ev[1] = 101;
+        r.on_rtp(ms(t0, 20), LegId::Caller, addr(CALLER_NAT), &mut ev)
+            .unwrap();
+        assert_eq!(fields(&ev), (OUR_TO_AGENT, 30_001, 7_000_160, false, 110));
+        // A leg without telephone-event gets no events (they would be played
+        // as noise), and the drop is counted.
+        let mut r = relay(t0);
+        r.leg_mut(LegId::Agent).telephone_event_pt = None;
+        let mut ev = pkt(0x1111, 2, 160);
+        ev[1] = 101;
+        assert_eq!(r.on_rtp(t0, LegId::Caller, addr(CALLER_NAT), &mut ev), None);
+        assert_eq!(r.counters(LegId::Caller).unmapped_event, 1);
+    }
+
+    #[test]
+    fn muxed_rtcp_is_not_relayed_as_rtp() {
+        let t0 = Instant::now();
+        let mut r = relay(t0);
+        // A receiver report (PT 201) on the RTP port.
+        let mut rr = [0x80u8, 201, 0, 1, 0, 0, 0x11, 0x11];
+        let before = rr;
+        assert_eq!(r.on_rtp(t0, LegId::Caller, addr(CALLER_NAT), &mut rr), None);
+        assert_eq!(rr, before);
+        let c = r.counters(LegId::Caller);
+        assert_eq!((c.rtcp, c.malformed, c.accepted), (1, 0, 0));
+        assert_eq!(r.destination(LegId::Caller), Some(addr(CALLER_SDP)));
     }
 
     #[test]
@@ -778,6 +857,7 @@ mod tests {
             initial_seq: 0,
             initial_ts: 0,
             payload_type_out: 0,
+            telephone_event_pt: None,
         };
         let bad = LegConfig {
             payload_type_out: 128,
