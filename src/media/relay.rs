@@ -1,0 +1,895 @@
+//! The sans-IO media relay that anchors every call: caller leg ↔ agent leg.
+//!
+//! The media workers read a datagram from a leg's socket, hand it to
+//! [`Relay::on_rtp`] together with the address it came from, and send the
+//! (rewritten in place) bytes wherever the returned [`Forward`] says. The
+//! relay owns no socket, no clock and no randomness: `now` is an argument
+//! and the caller draws the random SSRCs and initial numbers.
+//!
+//! Per packet the relay
+//! 1. parses the RTP header as a zero-copy view (malformed → dropped, counted);
+//! 2. applies symmetric-RTP latching (RFC 4961 §3.2 behaviour; the caller
+//!    may sit behind a NAT, so the address in its SDP is often unreachable
+//!    and the address its packets come from is the one to send to);
+//! 3. accounts the packet in the receiving leg's statistics and dead-stream
+//!    detector;
+//! 4. rewrites it for the other leg (our SSRC, continuous seq/ts, that leg's
+//!    payload type) and says where to send it.
+//!
+//! Nothing is allocated per packet.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::media::rtp::{
+    DeadStream, MosCodec, ReceiverStats, RtpError, RtpPacket, SourceRewriter, Ssrc, StatsSummary,
+};
+
+/// One side of the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LegId {
+    Caller,
+    Agent,
+}
+
+impl LegId {
+    /// The leg that receives what this one sends.
+    pub fn other(self) -> Self {
+        match self {
+            Self::Caller => Self::Agent,
+            Self::Agent => Self::Caller,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::Caller => 0,
+            Self::Agent => 1,
+        }
+    }
+}
+
+/// A leg's media direction as the relay negotiated it for that leg (the
+/// attribute in *our* SDP towards the leg, RFC 3264 §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// We send to the leg and forward what it sends.
+    #[default]
+    SendRecv,
+    /// We send to the leg; the leg is not supposed to send (e.g. it is
+    /// being played a prompt and must not be heard), so what it sends is not
+    /// forwarded and its silence is not a dead stream.
+    SendOnly,
+    /// We only receive from the leg: nothing is forwarded to it (hold: the
+    /// playback path feeds it music through [`Relay::inject`] instead).
+    RecvOnly,
+    /// Neither way.
+    Inactive,
+}
+
+impl Direction {
+    /// Whether the relay forwards the other leg's media to this leg.
+    fn receives(self) -> bool {
+        matches!(self, Self::SendRecv | Self::SendOnly)
+    }
+
+    /// Whether this leg's media is forwarded (and expected to keep coming).
+    fn sends(self) -> bool {
+        matches!(self, Self::SendRecv | Self::RecvOnly)
+    }
+}
+
+/// Settings shared by both legs.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayConfig {
+    /// A leg silent this long (while it should be sending) is reported dead.
+    pub dead_after: Duration,
+    /// RTP timestamp rate of the relayed payload format (8000 for G.711).
+    pub clock_rate: u32,
+    /// Codec for the MOS estimate in [`Relay::stats`].
+    pub codec: MosCodec,
+    /// Consecutive packets, same SSRC, from a new address needed to move a
+    /// latched leg there (values below 1 count as 1).
+    pub relatch_after: u8,
+}
+
+impl RelayConfig {
+    /// Defaults for G.711: 8 kHz, re-latch after 3 packets.
+    pub fn g711(dead_after: Duration) -> Self {
+        Self {
+            dead_after,
+            clock_rate: 8000,
+            codec: MosCodec::G711,
+            relatch_after: 3,
+        }
+    }
+}
+
+/// What the signalling layer knows about one leg.
+#[derive(Debug, Clone, Copy)]
+pub struct LegConfig {
+    /// The connection address and port from the leg's SDP, used until its
+    /// first packet shows where it really is.
+    pub expected_remote: Option<SocketAddr>,
+    /// Our SSRC towards this leg (random, RFC 3550 §8.1).
+    pub our_ssrc: Ssrc,
+    /// First sequence number we send to this leg (random, RFC 3550 §5.1).
+    pub initial_seq: u16,
+    /// First timestamp we send to this leg (random, RFC 3550 §5.1).
+    pub initial_ts: u32,
+    /// The payload type this leg negotiated for the relayed codec.
+    pub payload_type_out: u8,
+    /// The payload type this leg negotiated for `telephone-event` (RFC 4733
+    /// DTMF), if any. Events from the other leg are renumbered to it, not
+    /// to `payload_type_out`, and dropped if this leg has none.
+    pub telephone_event_pt: Option<u8>,
+}
+
+/// Why a relay cannot be built from the given configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum RelayConfigError {
+    #[error("payload type {payload_type} for the {leg:?} leg does not fit in 7 bits")]
+    InvalidPayloadType { leg: LegId, payload_type: u8 },
+}
+
+/// Where to send the packet that [`Relay::on_rtp`] rewrote in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    pub leg: LegId,
+    pub to: SocketAddr,
+}
+
+/// Reported by [`Relay::handle_timeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayEvent {
+    /// The leg has sent nothing for `dead_after`; reported once per silence.
+    Dead { leg: LegId },
+}
+
+/// Per-leg packet counters (packets received *from* the leg).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegCounters {
+    /// Valid packets accepted from the latched source.
+    pub accepted: u64,
+    /// Datagrams that are not valid RTP.
+    pub malformed: u64,
+    /// RTCP multiplexed onto the RTP port (RFC 5761 §4), which the
+    /// relay does not rewrite as if it were RTP.
+    pub rtcp: u64,
+    /// DTMF events the other leg did not negotiate `telephone-event` for.
+    pub unmapped_event: u64,
+    /// Valid packets from another address that did not (yet) re-latch,
+    /// e.g. spoofed.
+    pub foreign_source: u64,
+    /// Accepted but not forwarded because of the directions (hold).
+    pub held: u64,
+    /// Accepted but the other leg has no known address yet.
+    pub no_destination: u64,
+    /// Forwarded to the other leg.
+    pub forwarded: u64,
+}
+
+/// A new source address seen on a latched leg, on its way to re-latching.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    from: SocketAddr,
+    ssrc: Ssrc,
+    count: u8,
+}
+
+#[derive(Debug, Clone)]
+struct Leg {
+    expected_remote: Option<SocketAddr>,
+    latched: Option<SocketAddr>,
+    candidate: Option<Candidate>,
+    payload_type_out: u8,
+    telephone_event_pt: Option<u8>,
+    direction: Direction,
+    /// Rewrites what is sent *to* this leg.
+    rewriter: SourceRewriter,
+    /// Measures what is received *from* this leg.
+    stats: ReceiverStats,
+    dead: DeadStream,
+    counters: LegCounters,
+}
+
+impl Leg {
+    fn destination(&self) -> Option<SocketAddr> {
+        self.latched.or(self.expected_remote)
+    }
+
+    /// Symmetric RTP (RFC 4961 §3.2): send to where the leg's packets come
+    /// from. Returns whether the packet comes from the (possibly new)
+    /// latched source. The first packet latches; moving needs
+    /// `relatch_after` consecutive packets from one new address with one
+    /// SSRC, so a single spoofed packet can neither hijack the call nor
+    /// inject audio into it.
+    fn latch(&mut self, from: SocketAddr, ssrc: Ssrc, relatch_after: u8) -> bool {
+        match self.latched {
+            None => {
+                self.latched = Some(from);
+                true
+            }
+            Some(current) if current == from => {
+                self.candidate = None;
+                true
+            }
+            Some(_) => {
+                let count = match self.candidate {
+                    Some(c) if c.from == from && c.ssrc == ssrc => c.count.saturating_add(1),
+                    _ => 1,
+                };
+                if count >= relatch_after {
+                    self.latched = Some(from);
+                    self.candidate = None;
+                    true
+                } else {
+                    self.candidate = Some(Candidate { from, ssrc, count });
+                    false
+                }
+            }
+        }
+    }
+}
+
+/// The relay core of one call.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    legs: [Leg; 2],
+    relatch_after: u8,
+}
+
+impl Relay {
+    /// `legs[0]` is the caller leg, `legs[1]` the agent leg. Both start
+    /// `SendRecv` and are watched for silence from `now`.
+    pub fn new(
+        now: Instant,
+        config: RelayConfig,
+        legs: [LegConfig; 2],
+    ) -> Result<Self, RelayConfigError> {
+        let [caller, agent] = legs;
+        let build = |id: LegId, c: LegConfig| -> Result<Leg, RelayConfigError> {
+            for pt in [Some(c.payload_type_out), c.telephone_event_pt]
+                .into_iter()
+                .flatten()
+            {
+                if pt > 0x7f {
+                    return Err(RelayConfigError::InvalidPayloadType {
+                        leg: id,
+                        payload_type: pt,
+                    });
+                }
+            }
+            Ok(Leg {
+                expected_remote: c.expected_remote,
+                latched: None,
+                candidate: None,
+                payload_type_out: c.payload_type_out,
+                telephone_event_pt: c.telephone_event_pt,
+                direction: Direction::SendRecv,
+                rewriter: SourceRewriter::new(
+                    c.our_ssrc,
+                    config.clock_rate,
+                    c.initial_seq,
+                    c.initial_ts,
+                ),
+                stats: ReceiverStats::new(config.clock_rate, config.codec),
+                dead: DeadStream::new(config.dead_after, now),
+                counters: LegCounters::default(),
+            })
+        };
+        Ok(Self {
+            legs: [build(LegId::Caller, caller)?, build(LegId::Agent, agent)?],
+            relatch_after: config.relatch_after.max(1),
+        })
+    }
+
+    fn leg(&self, id: LegId) -> &Leg {
+        &self.legs[id.index()]
+    }
+
+    fn leg_mut(&mut self, id: LegId) -> &mut Leg {
+        &mut self.legs[id.index()]
+    }
+
+    /// One datagram arrived on `leg`'s socket from `from`. On `Some`, the
+    /// packet has been rewritten in place for the returned leg and must be
+    /// sent to the returned address; on `None` it is dropped (the reason is
+    /// counted in [`Self::counters`]).
+    pub fn on_rtp(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        from: SocketAddr,
+        packet: &mut [u8],
+    ) -> Option<Forward> {
+        let relatch_after = self.relatch_after;
+        let rx = self.leg_mut(leg);
+        // RFC 5761 §4: with rtcp-mux, a second byte whose low 7 bits are
+        // 64..=95 is RTCP (types 192..=223), not RTP with the marker set.
+        if let [first, second, ..] = *packet {
+            if first >> 6 == 2 && (64..=95).contains(&(second & 0x7f)) {
+                rx.counters.rtcp += 1;
+                return None;
+            }
+        }
+        let Ok(mut p) = RtpPacket::parse(packet) else {
+            rx.counters.malformed += 1;
+            return None;
+        };
+        let ssrc = p.ssrc();
+        if !rx.latch(from, ssrc, relatch_after) {
+            rx.counters.foreign_source += 1;
+            return None;
+        }
+        rx.counters.accepted += 1;
+        rx.stats.update(ssrc, p.sequence(), p.timestamp(), now);
+        rx.dead.on_packet(now);
+        let forward_from_rx = rx.direction.sends();
+        let is_event = rx.telephone_event_pt == Some(p.payload_type());
+
+        let out = leg.other();
+        let tx = self.leg(out);
+        let Some(to) = tx.destination() else {
+            self.leg_mut(leg).counters.no_destination += 1;
+            return None;
+        };
+        if !(forward_from_rx && tx.direction.receives()) {
+            self.leg_mut(leg).counters.held += 1;
+            return None;
+        }
+        let pt_out = if is_event {
+            match tx.telephone_event_pt {
+                Some(pt) => pt,
+                None => {
+                    self.leg_mut(leg).counters.unmapped_event += 1;
+                    return None;
+                }
+            }
+        } else {
+            tx.payload_type_out
+        };
+        let tx = self.leg_mut(out);
+        // RFC 4733 §2.1: events share the audio's SSRC and timestamp clock,
+        // so the same rewriter keeps both continuous.
+        tx.rewriter.rewrite(&mut p, now);
+        // Checked ≤ 127 in `new`, so this cannot fail.
+        let _ = p.set_payload_type(pt_out);
+        self.leg_mut(leg).counters.forwarded += 1;
+        Some(Forward { leg: out, to })
+    }
+
+    /// Rewrites a locally generated packet (hold music, a prompt) for `leg`
+    /// so it continues the stream that leg hears, and says where to send it.
+    /// Works whatever the directions are: the playback path decides when to
+    /// play.
+    pub fn inject(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        packet: &mut [u8],
+    ) -> Result<Option<SocketAddr>, RtpError> {
+        let tx = self.leg_mut(leg);
+        let mut p = RtpPacket::parse(packet)?;
+        let Some(to) = tx.destination() else {
+            return Ok(None);
+        };
+        tx.rewriter.rewrite(&mut p, now);
+        p.set_payload_type(tx.payload_type_out)?;
+        Ok(Some(to))
+    }
+
+    /// Changes `leg`'s direction (hold, unhold, re-INVITE).
+    pub fn set_direction(&mut self, now: Instant, leg: LegId, direction: Direction) {
+        let l = self.leg_mut(leg);
+        let before = l.direction;
+        l.direction = direction;
+        if before.receives() != direction.receives() {
+            // Whatever feeds the leg next (the other leg again, or music)
+            // is a new talkspurt: marker bit, continuous numbering
+            // (RFC 3550 §5.1, RFC 3551 §4.1).
+            l.rewriter.switch_source();
+        }
+        if before.sends() && !direction.sends() {
+            // A leg on hold legitimately sends nothing.
+            l.dead.pause();
+        } else if !before.sends() && direction.sends() {
+            l.dead.resume(now);
+        }
+    }
+
+    /// The leg's current direction.
+    pub fn direction(&self, leg: LegId) -> Direction {
+        self.leg(leg).direction
+    }
+
+    /// Where the leg's media is sent: its latched address, else the SDP one.
+    pub fn destination(&self, leg: LegId) -> Option<SocketAddr> {
+        self.leg(leg).destination()
+    }
+
+    /// When [`Self::handle_timeout`] next has something to report.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.legs.iter().filter_map(|l| l.dead.poll_timeout()).min()
+    }
+
+    /// Reports a dead leg, once per silence. Call until it returns `None`:
+    /// both legs may be due at once.
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<RelayEvent> {
+        [LegId::Caller, LegId::Agent].into_iter().find_map(|id| {
+            self.leg_mut(id)
+                .dead
+                .handle_timeout(now)
+                .map(|_| RelayEvent::Dead { leg: id })
+        })
+    }
+
+    /// Receive statistics of what `leg` sends us.
+    pub fn stats(&self, leg: LegId) -> StatsSummary {
+        self.leg(leg).stats.summary()
+    }
+
+    /// Packet counters of what `leg` sends us.
+    pub fn counters(&self, leg: LegId) -> LegCounters {
+        self.leg(leg).counters
+    }
+}
+
+/// Fuzz body: arbitrary datagrams on either leg, from two addresses, must
+/// not panic, and a forwarded packet keeps its length and carries our SSRC.
+pub fn fuzz_relay(data: &[u8]) {
+    let t0 = Instant::now();
+    let a: SocketAddr = ([10, 0, 0, 1], 4000).into();
+    let b: SocketAddr = ([10, 0, 0, 2], 4000).into();
+    let leg = |ssrc, pt| LegConfig {
+        expected_remote: Some(a),
+        our_ssrc: Ssrc(ssrc),
+        initial_seq: 1,
+        initial_ts: 1,
+        payload_type_out: pt,
+        telephone_event_pt: Some(101),
+    };
+    let Ok(mut relay) = Relay::new(
+        t0,
+        RelayConfig::g711(Duration::from_secs(5)),
+        [leg(7, 0), leg(8, 8)],
+    ) else {
+        return;
+    };
+    let mut buf = [0u8; 1500];
+    for (i, chunk) in data.chunks(64).enumerate() {
+        let now = t0 + Duration::from_millis(20 * i as u64);
+        let id = if i % 2 == 0 {
+            LegId::Caller
+        } else {
+            LegId::Agent
+        };
+        let from = if i % 3 == 0 { b } else { a };
+        let packet = &mut buf[..chunk.len()];
+        packet.copy_from_slice(chunk);
+        if let Some(fwd) = relay.on_rtp(now, id, from, packet) {
+            let ours = if fwd.leg == LegId::Caller { 7 } else { 8 };
+            let ok = RtpPacket::parse(&packet[..]).map(|p| p.ssrc() == Ssrc(ours));
+            assert_eq!(ok, Ok(true), "forwarded packet lost our SSRC");
+        }
+        let _ = relay.handle_timeout(now);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::media::rtp::RtpHeader;
+    use proptest::prelude::*;
+
+    const CALLER_SDP: ([u8; 4], u16) = ([192, 168, 1, 20], 40_000);
+    const CALLER_NAT: ([u8; 4], u16) = ([203, 0, 113, 7], 61_234);
+    const AGENT: ([u8; 4], u16) = ([10, 1, 0, 5], 20_000);
+    const OUR_TO_CALLER: Ssrc = Ssrc(0xC0C0_0001);
+    const OUR_TO_AGENT: Ssrc = Ssrc(0xA6A6_0002);
+
+    fn addr(a: ([u8; 4], u16)) -> SocketAddr {
+        a.into()
+    }
+
+    fn relay(t0: Instant) -> Relay {
+        Relay::new(
+            t0,
+            RelayConfig::g711(Duration::from_secs(5)),
+            [
+                LegConfig {
+                    expected_remote: Some(addr(CALLER_SDP)),
+                    our_ssrc: OUR_TO_CALLER,
+                    initial_seq: 1000,
+                    initial_ts: 50_000,
+                    payload_type_out: 0,
+                    telephone_event_pt: Some(101),
+                },
+                LegConfig {
+                    expected_remote: Some(addr(AGENT)),
+                    our_ssrc: OUR_TO_AGENT,
+                    initial_seq: 30_000,
+                    initial_ts: 7_000_000,
+                    payload_type_out: 96,
+                    telephone_event_pt: Some(110),
+                },
+            ],
+        )
+        .unwrap()
+    }
+
+    fn pkt(ssrc: u32, seq: u16, ts: u32) -> Vec<u8> {
+        let mut buf = vec![0xd5u8; 172];
+        RtpHeader {
+            marker: false,
+            payload_type: 0,
+            sequence: seq,
+            timestamp: ts,
+            ssrc: Ssrc(ssrc),
+        }
+        .write_header(&mut buf)
+        .unwrap();
+        buf
+    }
+
+    /// (ssrc, seq, ts, marker, pt) of a forwarded packet.
+    fn fields(buf: &[u8]) -> (Ssrc, u16, u32, bool, u8) {
+        let p = RtpPacket::parse(buf).unwrap();
+        (
+            p.ssrc(),
+            p.sequence(),
+            p.timestamp(),
+            p.marker(),
+            p.payload_type(),
+        )
+    }
+
+    fn ms(t0: Instant, n: u64) -> Instant {
+        t0 + Duration::from_millis(n)
+    }
+
+    #[test]
+    fn flows_both_ways_rewritten_to_the_right_place() {
+        let t0 = Instant::now();
+        let mut r = relay(t0);
+        for i in 0..3u16 {
+            let now = ms(t0, 20 * u64::from(i));
+            let mut b = pkt(0x1111, 500 + i, 8000 + 160 * u32::from(i));
+            let fwd = r.on_rtp(now, LegId::Caller, addr(CALLER_SDP), &mut b);
+            assert_eq!(
+                fwd,
+                Some(Forward {
+                    leg: LegId::Agent,
+                    to: addr(AGENT)
+                })
+            );
+            assert_eq!(
+                fields(&b),
+                (
+                    OUR_TO_AGENT,
+                    30_000 + i,
+                    7_000_000 + 160 * u32::from(i),
+                    i == 0,
+                    96
+                )
+            );
+            assert_eq!(b.len(), 172);
+            assert!(b[12..].iter().all(|&x| x == 0xd5), "payload untouched");
+
+            let mut b = pkt(0x2222, 9 + i, 160 * u32::from(i));
+            let fwd = r.on_rtp(now, LegId::Agent, addr(AGENT), &mut b);
+            assert_eq!(
+                fwd,
+                Some(Forward {
+                    leg: LegId::Caller,
+                    to: addr(CALLER_SDP)
+                })
+            );
+            assert_eq!(
+                fields(&b),
+                (
+                    OUR_TO_CALLER,
+                    1000 + i,
+                    50_000 + 160 * u32::from(i),
+                    i == 0,
+                    0
+                )
+            );
+        }
+        assert_eq!(r.counters(LegId::Caller).forwarded, 3);
+        assert_eq!(r.counters(LegId::Agent).accepted, 3);
+        assert_eq!(r.stats(LegId::Caller).lost, 0);
+    }
+
+    #[test]
+    fn latches_to_the_nat_address_not_the_sdp_one() {
+        let t0 = Instant::now();
+        let mut r = relay(t0);
+        // Before the caller sends anything, the SDP address is all we have.
+        let mut b = pkt(0x2222, 1, 0);
+        let fwd = r.on_rtp(t0, LegId::Agent, addr(AGENT), &mut b).unwrap();
+        assert_eq!(fwd.to, addr(CALLER_SDP));
+        let mut b = pkt(0x1111, 1, 0);
+        r.on_rtp(ms(t0, 10), LegId::Caller, addr(CALLER_NAT), &mut b)
+            .unwrap();
+        assert_eq!(r.destination(LegId::Caller), Some(addr(CALLER_NAT)));
+        let mut b = pkt(0x2222, 2, 160);
+        let fwd = r.on_rtp(ms(t0, 20), LegId::Agent, addr(AGENT), &mut b);
+        assert_eq!(fwd.map(|f| f.to), Some(addr(CALLER_NAT)));
+    }
+
+    #[test]
+    fn unknown_destination_drops() {
+        let t0 = Instant::now();
+        let mut cfg = [LegConfig {
+            expected_remote: None,
+            our_ssrc: Ssrc(1),
+            initial_seq: 0,
+            initial_ts: 0,
+            payload_type_out: 0,
+            telephone_event_pt: None,
+        }; 2];
+        cfg[1].our_ssrc = Ssrc(2);
+        let mut r = Relay::new(t0, RelayConfig::g711(Duration::from_secs(5)), cfg).unwrap();
+        let mut b = pkt(0x2222, 1, 0);
+        assert_eq!(r.on_rtp(t0, LegId::Agent, addr(AGENT), &mut b), None);
+        assert_eq!(r.counters(LegId::Agent).no_destination, 1);
+        // The caller's first packet reveals its address.
+        let mut b = pkt(0x1111, 1, 0);
+        let fwd = r.on_rtp(t0, LegId::Caller, addr(CALLER_NAT), &mut b);
+        assert_eq!(fwd.map(|f| f.to), Some(addr(AGENT)), "agent latched too");
+        let mut b = pkt(0x2222, 2, 160);
+        let fwd = r.on_rtp(t0, LegId::Agent, addr(AGENT), &mut b);
+        assert_eq!(fwd.map(|f| f.to), Some(addr(CALLER_NAT)));
+    }
+
+    #[test]
+    fn spoofed_packet_does_not_relatch_but_three_consecutive_do() {
+        let t0 = Instant::now();
+        let mut r = relay(t0);
+        let spoofer: SocketAddr = ([198, 51, 100, 66], 5060).into();
+        let mut seq = 1u16;
+        let mut caller = |r: &mut Relay, from: SocketAddr, ssrc: u32| {
+            seq += 1;
+            let mut b = pkt(ssrc, seq, u32::from(seq) * 160);
+            r.on_rtp(ms(t0, u64::from(seq) * 20), LegId::Caller, from, &mut b)
+        };
+        assert!(caller(&mut r, addr(CALLER_NAT), 0x1111).is_some());
+        // One spoofed packet: dropped, no re-latch.
+        assert_eq!(caller(&mut r, spoofer, 0x6666), None);
+        assert_eq!(r.destination(LegId::Caller), Some(addr(CALLER_NAT)));
+        assert_eq!(r.counters(LegId::Caller).foreign_source, 1);
+        // Two from the spoofer, interrupted by the real caller: starts over.
+        assert_eq!(caller(&mut r, spoofer, 0x6666), None);
+        assert!(caller(&mut r, addr(CALLER_NAT), 0x1111).is_some());
+        assert_eq!(caller(&mut r, spoofer, 0x6666), None);
+        assert_eq!(caller(&mut r, spoofer, 0x6666), None);
+        assert_eq!(r.destination(LegId::Caller), Some(addr(CALLER_NAT)));
+        // Changing SSRC between packets also starts over.
+        assert_eq!(caller(&mut r, spoofer, 0x7777), None);
+        assert_eq!(caller(&mut r, spoofer, 0x7777), None);
+        assert_eq!(r.destination(LegId::Caller), Some(addr(CALLER_NAT)));
+        // The third consecutive packet (same SSRC) re-latches and is forwarded:
+        // a NAT rebinding moved the caller.
+        let fwd = caller(&mut r, spoofer, 0x7777);
+        assert_eq!(fwd.map(|f| f.to), Some(addr(AGENT)));
+        assert_eq!(r.destination(LegId::Caller), Some(spoofer));
+        // Now the old address is the foreign one.
+        assert_eq!(caller(&mut r, addr(CALLER_NAT), 0x1111), None);
+    }
+
+    #[test]
+    fn dtmf_events_keep_their_own_payload_type() {
+        let t0 = Instant::now();
+        let mut r = relay(t0);
+        let mut b = pkt(0x1111, 1, 0);
+        r.on_rtp(t0, LegId::Caller, addr(CALLER_NAT), &mut b)
+            .unwrap();
+        assert_eq!(fields(&b).4, 96, "audio PT mapped");
+        let mut ev = pkt(0x1111, 2, 160);
+        ev[1] = 101;
+        r.on_rtp(ms(t0, 20), LegId::Caller, addr(CALLER_NAT), &mut ev)
+            .unwrap();
+        assert_eq!(fields(&ev), (OUR_TO_AGENT, 30_001, 7_000_160, false, 110));
+        // A leg without telephone-event gets no events (they would be played
+        // as noise), and the drop is counted.
+        let mut r = relay(t0);
+        r.leg_mut(LegId::Agent).telephone_event_pt = None;
+        let mut ev = pkt(0x1111, 2, 160);
+        ev[1] = 101;
+        assert_eq!(r.on_rtp(t0, LegId::Caller, addr(CALLER_NAT), &mut ev), None);
+        assert_eq!(r.counters(LegId::Caller).unmapped_event, 1);
+    }
+
+    #[test]
+    fn muxed_rtcp_is_not_relayed_as_rtp() {
+        let t0 = Instant::now();
+        let mut r = relay(t0);
+        // A receiver report (PT 201) on the RTP port.
+        let mut rr = [0x80u8, 201, 0, 1, 0, 0, 0x11, 0x11];
+        let before = rr;
+        assert_eq!(r.on_rtp(t0, LegId::Caller, addr(CALLER_NAT), &mut rr), None);
+        assert_eq!(rr, before);
+        let c = r.counters(LegId::Caller);
+        assert_eq!((c.rtcp, c.malformed, c.accepted), (1, 0, 0));
+        assert_eq!(r.destination(LegId::Caller), Some(addr(CALLER_SDP)));
+    }
+
+    #[test]
+    fn malformed_dropped_and_counted() {
+        let t0 = Instant::now();
+        let mut r = relay(t0);
+        let mut short = [0x80u8; 5];
+        assert_eq!(
+            r.on_rtp(t0, LegId::Caller, addr(CALLER_NAT), &mut short),
+            None
+        );
+        let mut v1 = pkt(1, 1, 1);
+        v1[0] = 0x40;
+        assert_eq!(r.on_rtp(t0, LegId::Caller, addr(CALLER_NAT), &mut v1), None);
+        let c = r.counters(LegId::Caller);
+        assert_eq!((c.malformed, c.accepted, c.forwarded), (2, 0, 0));
+        // Malformed packets latch nothing.
+        assert_eq!(r.destination(LegId::Caller), Some(addr(CALLER_SDP)));
+        assert_eq!(v1[1..], pkt(1, 1, 1)[1..], "not rewritten");
+    }
+
+    #[test]
+    fn hold_stops_forwarding_and_unhold_sets_the_marker() {
+        let t0 = Instant::now();
+        let mut r = relay(t0);
+        let agent = |r: &mut Relay, i: u16| {
+            let mut b = pkt(0x2222, i, u32::from(i) * 160);
+            let fwd = r.on_rtp(ms(t0, u64::from(i) * 20), LegId::Agent, addr(AGENT), &mut b);
+            fwd.map(|_| fields(&b))
+        };
+        assert_eq!(agent(&mut r, 0).map(|f| (f.1, f.3)), Some((1000, true)));
+        assert_eq!(agent(&mut r, 1).map(|f| (f.1, f.3)), Some((1001, false)));
+        // The agent puts the caller on hold: the caller hears nothing of the
+        // agent (music comes through `inject`).
+        r.set_direction(ms(t0, 30), LegId::Caller, Direction::RecvOnly);
+        assert_eq!(agent(&mut r, 2), None);
+        assert_eq!(agent(&mut r, 3), None);
+        assert_eq!(r.counters(LegId::Agent).held, 2);
+        // Music, 2 packets, continues the caller's stream.
+        for (k, seq) in [(0u16, 1002u16), (1, 1003)] {
+            let mut m = pkt(0x3333, 77 + k, 0);
+            let to = r.inject(ms(t0, 80 + 20 * u64::from(k)), LegId::Caller, &mut m);
+            assert_eq!(to, Ok(Some(addr(CALLER_SDP))));
+            assert_eq!(
+                (fields(&m).0, fields(&m).1, fields(&m).3),
+                (OUR_TO_CALLER, seq, k == 0)
+            );
+        }
+        // Unhold: the agent is heard again, starting a talkspurt.
+        r.set_direction(ms(t0, 110), LegId::Caller, Direction::SendRecv);
+        let f = agent(&mut r, 6).unwrap();
+        assert_eq!((f.1, f.3), (1004, true));
+        let f = agent(&mut r, 7).unwrap();
+        assert_eq!((f.1, f.3), (1005, false));
+    }
+
+    #[test]
+    fn unhold_without_music_restarts_cleanly() {
+        let t0 = Instant::now();
+        let mut r = relay(t0);
+        let mut b = pkt(0x2222, 100, 16_000);
+        r.on_rtp(t0, LegId::Agent, addr(AGENT), &mut b).unwrap();
+        r.set_direction(ms(t0, 10), LegId::Caller, Direction::Inactive);
+        // 1 s of held agent audio, same SSRC, never reaches the caller.
+        for i in 1..=50u16 {
+            let mut b = pkt(0x2222, 100 + i, 16_000 + 160 * u32::from(i));
+            let now = ms(t0, 20 * u64::from(i));
+            assert_eq!(r.on_rtp(now, LegId::Agent, addr(AGENT), &mut b), None);
+        }
+        r.set_direction(ms(t0, 1010), LegId::Caller, Direction::SendRecv);
+        let mut b = pkt(0x2222, 151, 16_000 + 160 * 51);
+        r.on_rtp(ms(t0, 1020), LegId::Agent, addr(AGENT), &mut b)
+            .unwrap();
+        // Same agent SSRC, yet a new talkspurt: no sequence gap for the
+        // caller's phone to count as 50 lost packets, marker set, timestamp
+        // advanced by the 1020 ms of wall time.
+        assert_eq!(
+            fields(&b),
+            (OUR_TO_CALLER, 1001, 50_000 + 8 * 1020, true, 0)
+        );
+    }
+
+    #[test]
+    fn sendonly_leg_is_not_forwarded_and_not_dead() {
+        let t0 = Instant::now();
+        let mut r = relay(t0);
+        r.set_direction(t0, LegId::Caller, Direction::SendOnly);
+        let mut b = pkt(0x1111, 1, 0);
+        assert_eq!(r.on_rtp(t0, LegId::Caller, addr(CALLER_NAT), &mut b), None);
+        // The agent still reaches the caller.
+        let mut b = pkt(0x2222, 1, 0);
+        assert!(r.on_rtp(t0, LegId::Agent, addr(AGENT), &mut b).is_some());
+        // Only the agent's detector is armed.
+        assert_eq!(r.poll_timeout(), Some(ms(t0, 5000)));
+        assert_eq!(
+            r.handle_timeout(ms(t0, 60_000)),
+            Some(RelayEvent::Dead { leg: LegId::Agent })
+        );
+        assert_eq!(r.handle_timeout(ms(t0, 60_000)), None);
+    }
+
+    #[test]
+    fn dead_leg_reported_once() {
+        let t0 = Instant::now();
+        let mut r = relay(t0);
+        let mut i = 0u16;
+        // Both talk for a second; then the caller's phone is unplugged.
+        while i < 50 {
+            let now = ms(t0, u64::from(i) * 20);
+            let mut b = pkt(0x1111, i, u32::from(i) * 160);
+            r.on_rtp(now, LegId::Caller, addr(CALLER_NAT), &mut b);
+            let mut b = pkt(0x2222, i, u32::from(i) * 160);
+            r.on_rtp(now, LegId::Agent, addr(AGENT), &mut b);
+            assert_eq!(r.handle_timeout(now), None);
+            i += 1;
+        }
+        assert_eq!(r.poll_timeout(), Some(ms(t0, 980 + 5000)));
+        while i < 500 {
+            let now = ms(t0, u64::from(i) * 20);
+            let mut b = pkt(0x2222, i, u32::from(i) * 160);
+            r.on_rtp(now, LegId::Agent, addr(AGENT), &mut b);
+            let ev = r.handle_timeout(now);
+            if now == ms(t0, 980 + 5000) {
+                assert_eq!(ev, Some(RelayEvent::Dead { leg: LegId::Caller }));
+            } else {
+                assert_eq!(ev, None, "at {i}");
+            }
+            i += 1;
+        }
+        assert_eq!(r.stats(LegId::Caller).packets, 49, "first is probation");
+    }
+
+    #[test]
+    fn invalid_payload_type_is_refused() {
+        let t0 = Instant::now();
+        let leg = LegConfig {
+            expected_remote: None,
+            our_ssrc: Ssrc(1),
+            initial_seq: 0,
+            initial_ts: 0,
+            payload_type_out: 0,
+            telephone_event_pt: None,
+        };
+        let bad = LegConfig {
+            payload_type_out: 128,
+            ..leg
+        };
+        let err = Relay::new(t0, RelayConfig::g711(Duration::from_secs(1)), [leg, bad]);
+        assert_eq!(
+            err.err(),
+            Some(RelayConfigError::InvalidPayloadType {
+                leg: LegId::Agent,
+                payload_type: 128
+            })
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(data in proptest::collection::vec(any::<u8>(), 0..1200)) {
+            fuzz_relay(&data);
+        }
+
+        #[test]
+        fn never_panics_on_version_2_bytes(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 11..64), 1..20)
+        ) {
+            let mut data = Vec::new();
+            for mut c in chunks {
+                c.resize(64, 0);
+                c[0] = 0x80 | (c[0] & 0x3f);
+                data.extend_from_slice(&c);
+            }
+            fuzz_relay(&data);
+        }
+    }
+}
