@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::super::message::{CSeq, Contacts, Headers, Method, NameAddr, Request, Uri, Via};
 use super::state::{is_target_refresh, MAX_CSEQ};
-use super::{Dialog, DialogError, DialogState, Role, Side};
+use super::{Dialog, DialogError, DialogState, Role};
 
 /// RFC 3261 §8.1.1.6: the recommended Max-Forwards, for the ACK.
 const MAX_FORWARDS: u8 = 70;
@@ -66,18 +66,7 @@ impl Dialog {
             return Err(DialogError::ByeOnEarlyDialog);
         }
         if method == Method::Invite {
-            if let Some(cseq) = self.local_invite {
-                return Err(DialogError::InviteInProgress {
-                    side: Side::Local,
-                    cseq,
-                });
-            }
-            if let Some(cseq) = self.remote_invite {
-                return Err(DialogError::InviteInProgress {
-                    side: Side::Remote,
-                    cseq,
-                });
-            }
+            self.check_no_invite_in_progress()?;
         }
         let seq = match self.local_seq {
             None => INITIAL_CSEQ,

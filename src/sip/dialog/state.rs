@@ -259,6 +259,24 @@ impl Dialog {
         Ok(())
     }
 
+    /// RFC 3261 §14.1/§14.2: one INVITE at a time per dialog, whichever side
+    /// sent the pending one (ours: 491 for theirs; theirs: 500 for a second).
+    pub(super) fn check_no_invite_in_progress(&self) -> Result<(), DialogError> {
+        if let Some(cseq) = self.local_invite {
+            return Err(DialogError::InviteInProgress {
+                side: Side::Local,
+                cseq,
+            });
+        }
+        if let Some(cseq) = self.remote_invite {
+            return Err(DialogError::InviteInProgress {
+                side: Side::Remote,
+                cseq,
+            });
+        }
+        Ok(())
+    }
+
     /// RFC 3261 §12.2.2: checks a request the peer sent in this dialog.
     ///
     /// Its CSeq must be above the remote sequence number, which it then
@@ -291,18 +309,7 @@ impl Dialog {
         // and the peer's retry will come with a higher one.
         self.remote_seq = Some(got);
         if request.method == Method::Invite {
-            if let Some(cseq) = self.local_invite {
-                return Err(DialogError::InviteInProgress {
-                    side: Side::Local,
-                    cseq,
-                });
-            }
-            if let Some(cseq) = self.remote_invite {
-                return Err(DialogError::InviteInProgress {
-                    side: Side::Remote,
-                    cseq,
-                });
-            }
+            self.check_no_invite_in_progress()?;
             self.remote_invite = Some(got);
         }
         Ok(())
