@@ -9,12 +9,15 @@
 #   baresip-core  a real SIP user agent for end-to-end call tests
 #   sox           makes and measures the audio the call tests play
 #   g++           only if no C++ compiler exists: cargo-fuzz builds libFuzzer
-#
-# No -dev package is needed at present: rusqlite bundles SQLite and the SIP
-# stack is pure Rust.
+#   libopus-dev, pkg-config
+#                 the Opus codec (audiopus links the system libopus); these
+#                 two are all that `--build` installs, for scripts/run.sh
 set -euo pipefail
 
-packages=(sip-tester baresip-core sox)
+packages=(libopus-dev pkg-config)
+if [[ "${1:-}" != "--build" ]]; then
+    packages+=(sip-tester baresip-core sox)
+fi
 if ! command -v c++ >/dev/null 2>&1; then
     packages+=(g++)
 fi
