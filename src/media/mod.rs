@@ -7,6 +7,7 @@ pub mod dtmf;
 pub mod jitter;
 pub mod pacer;
 pub mod ports;
+pub mod record;
 pub mod relay;
 pub mod rtp;
 pub mod sdp;
