@@ -74,7 +74,11 @@ impl MediaCommand {
 /// What a leg's media looked like, reported when it closes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LegReport {
+    /// RTP statistics of the leg's latest source (RFC 3550 A.1/A.3/A.8).
     pub stats: StatsSummary,
+    /// Packets accepted from the leg, whatever their source (a phone
+    /// changes SSRC when it plays DTMF from another source, for example).
+    pub packets_received: u64,
     /// Packets we sent to the leg.
     pub packets_sent: u64,
 }

@@ -487,6 +487,7 @@ impl Worker {
         };
         let report = LegReport {
             stats: slot.session.stats(leg),
+            packets_received: slot.session.counters(leg).accepted,
             packets_sent: slot.sockets[leg_index(leg)].as_ref().map_or(0, |s| s.sent),
         };
         slot.session.detach(now, leg);

@@ -620,7 +620,7 @@ impl Endpoint {
 fn log_call_end(call: &Call, report: &LegReport) {
     info!(
         call = %call.call_id,
-        packets_received = report.stats.packets,
+        packets_received = report.packets_received,
         packets_sent = report.packets_sent,
         lost = report.stats.lost,
         jitter_ms = format!("{:.1}", report.stats.jitter_ms),
