@@ -21,8 +21,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use types::{
-    AgentId, Did, DidError, Extension, FeatureCode, IpNetwork, IpNetworkError, NameError, QueueName, Secret,
-    TrunkName, MAX_DID_DIGITS, MAX_NAME_LEN,
+    AgentId, Did, DidError, Extension, FeatureCode, IpNetwork, IpNetworkError, NameError,
+    QueueName, Secret, TrunkName, MAX_DID_DIGITS, MAX_NAME_LEN,
 };
 
 /// Default path of the configuration file, relative to the working directory.

@@ -447,7 +447,10 @@ impl FromStr for FeatureCode {
         if text.is_empty() || text.len() > 16 {
             return Err(FeatureCodeError::Length);
         }
-        if !text.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#') {
+        if !text
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+        {
             return Err(FeatureCodeError::Character);
         }
         Ok(FeatureCode(text.to_owned()))

@@ -10,15 +10,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::raw::{
-    ApiRoleName, RawAgent, RawApi, RawAuth, RawConfig, RawLog, RawQueue, RawRegistrar, RawSip,
-    RawMedia, RawRecording, RawStorage, RawTestExtension, RawTrunk, RawTrunkRegister,
+    ApiRoleName, RawAgent, RawApi, RawAuth, RawConfig, RawLog, RawMedia, RawQueue, RawRecording,
+    RawRegistrar, RawSip, RawStorage, RawTestExtension, RawTrunk, RawTrunkRegister,
 };
 use super::{
     Agent, AgentId, ApiConfig, ApiRole, ApiToken, AuthConfig, Config, ConfigError, DialPermission,
-    Did, DigestAlgorithm, Extension, ListenAddr, LogConfig, LogFormat, Queue, QueueName,
-    RegistrarConfig, Secret, SipConfig, SipTimers, StorageConfig, Transport, Trunk, TrunkName,
-    TrunkRegistration, MediaConfig, RecordingConfig, TestAction, TestActionKind, TestExtension,
-    FeatureCode,
+    Did, DigestAlgorithm, Extension, FeatureCode, ListenAddr, LogConfig, LogFormat, MediaConfig,
+    Queue, QueueName, RecordingConfig, RegistrarConfig, Secret, SipConfig, SipTimers,
+    StorageConfig, TestAction, TestActionKind, TestExtension, Transport, Trunk, TrunkName,
+    TrunkRegistration,
 };
 
 const DEFAULT_LOG_LEVEL: &str = "info";
@@ -766,12 +766,17 @@ fn media(raw: RawMedia, sip: &SipConfig) -> Result<MediaConfig, ConfigError> {
             }
         };
         if codecs.contains(&codec) {
-            return Err(invalid(format!("media.codecs[{i}]"), format!("{name} is listed twice")));
+            return Err(invalid(
+                format!("media.codecs[{i}]"),
+                format!("{name} is listed twice"),
+            ));
         }
         codecs.push(codec);
     }
     let dead = raw.dead_after_secs.unwrap_or(DEFAULT_DEAD_AFTER_SECS);
-    let sounds_dir = raw.sounds_dir.unwrap_or_else(|| DEFAULT_SOUNDS_DIR.to_owned());
+    let sounds_dir = raw
+        .sounds_dir
+        .unwrap_or_else(|| DEFAULT_SOUNDS_DIR.to_owned());
     if sounds_dir.is_empty() {
         return Err(invalid("media.sounds_dir", "must not be empty"));
     }
@@ -807,11 +812,16 @@ fn test_extensions(
         let extension: FeatureCode = parse(&key, &t.extension)?;
         let taken = agents.iter().any(|a| a.id.as_str() == extension.as_str())
             || queues.iter().any(|q| {
-                q.extension.as_ref().is_some_and(|e| e.as_str() == extension.as_str())
+                q.extension
+                    .as_ref()
+                    .is_some_and(|e| e.as_str() == extension.as_str())
                     || q.dids.iter().any(|d| d.as_str() == extension.as_str())
             });
         if taken {
-            return Err(invalid(key, format!("{extension} is already an agent, queue or DID")));
+            return Err(invalid(
+                key,
+                format!("{extension} is already an agent, queue or DID"),
+            ));
         }
         if let Some(j) = out.iter().position(|o| {
             o.extension.as_str().starts_with(extension.as_str())
@@ -819,7 +829,10 @@ fn test_extensions(
         }) {
             return Err(invalid(
                 key,
-                format!("{extension} overlaps test_extensions[{j}] ({}): one would hide the other", out[j].extension),
+                format!(
+                    "{extension} overlaps test_extensions[{j}] ({}): one would hide the other",
+                    out[j].extension
+                ),
             ));
         }
         let prompt_key = format!("test_extensions[{i}].prompt");
@@ -844,9 +857,7 @@ fn test_extensions(
             (TestActionKind::Prompt, None) => {
                 return Err(invalid(prompt_key, "required when action = \"prompt\""))
             }
-            (_, Some(_)) => {
-                return Err(invalid(prompt_key, "only for action = \"prompt\""))
-            }
+            (_, Some(_)) => return Err(invalid(prompt_key, "only for action = \"prompt\"")),
             (TestActionKind::Echo, None) => TestAction::Echo,
             (TestActionKind::Pair, None) => TestAction::Pair,
         };

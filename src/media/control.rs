@@ -93,8 +93,14 @@ pub enum MediaEvent {
         duration_ms: u32,
     },
     /// The leg stopped sending RTP (a dead phone, a lost network).
-    Dead { session: SessionId, leg: LegId },
-    PlaybackDone { session: SessionId, leg: LegId },
+    Dead {
+        session: SessionId,
+        leg: LegId,
+    },
+    PlaybackDone {
+        session: SessionId,
+        leg: LegId,
+    },
     /// The leg's ports could not be bound (taken by another program).
     OpenFailed {
         session: SessionId,

@@ -177,7 +177,9 @@ impl Player {
             let take = (len - self.offset.min(len)).min(out.len() - filled);
             let dst = &mut out[filled..filled + take];
             match item {
-                PlayItem::Prompt(p) => dst.copy_from_slice(&p.samples[self.offset..self.offset + take]),
+                PlayItem::Prompt(p) => {
+                    dst.copy_from_slice(&p.samples[self.offset..self.offset + take])
+                }
                 PlayItem::Silence(_) => dst.fill(0),
                 PlayItem::Tone { .. } => match self.tone.as_mut() {
                     Some(gen) => gen.fill(dst),

@@ -323,7 +323,11 @@ impl Session {
         config: SessionConfig,
         caller: LegSetup,
     ) -> Result<Session, SessionError> {
-        let relay = Relay::single(now, RelayConfig::new(config.dead_after), leg_config(&caller))?;
+        let relay = Relay::single(
+            now,
+            RelayConfig::new(config.dead_after),
+            leg_config(&caller),
+        )?;
         let mut session = Session {
             id,
             config,
@@ -333,7 +337,9 @@ impl Session {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
-        session.relay.set_direction(now, LegId::Caller, relay_direction(caller.direction));
+        session
+            .relay
+            .set_direction(now, LegId::Caller, relay_direction(caller.direction));
         Ok(session)
     }
 
@@ -342,9 +348,15 @@ impl Session {
     }
 
     /// Brings in (or replaces) a leg.
-    pub fn attach(&mut self, now: Instant, leg: LegId, setup: LegSetup) -> Result<(), SessionError> {
+    pub fn attach(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        setup: LegSetup,
+    ) -> Result<(), SessionError> {
         self.relay.attach(now, leg, leg_config(&setup))?;
-        self.relay.set_direction(now, leg, relay_direction(setup.direction));
+        self.relay
+            .set_direction(now, leg, relay_direction(setup.direction));
         self.legs[index(leg)] = Some(LegMedia::new(setup)?);
         self.refresh_taps()
     }
@@ -367,7 +379,12 @@ impl Session {
 
     /// A re-INVITE changed the leg's direction or address (hold, resume,
     /// a phone that moved). A codec change rebuilds the leg's coders.
-    pub fn update(&mut self, now: Instant, leg: LegId, setup: LegSetup) -> Result<(), SessionError> {
+    pub fn update(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        setup: LegSetup,
+    ) -> Result<(), SessionError> {
         let Some(media) = self.legs[index(leg)].as_mut() else {
             return Err(SessionError::NoLeg(leg));
         };
@@ -377,7 +394,8 @@ impl Session {
             return self.set_feed(leg, feed);
         }
         self.relay.set_expected_remote(leg, setup.remote);
-        self.relay.set_direction(now, leg, relay_direction(setup.direction));
+        self.relay
+            .set_direction(now, leg, relay_direction(setup.direction));
         media.setup = setup;
         Ok(())
     }
@@ -443,9 +461,7 @@ impl Session {
         from: SocketAddr,
         packet: &mut [u8],
     ) -> Option<Forward> {
-        let Some(media) = self.legs[index(leg)].as_mut() else {
-            return None;
-        };
+        let media = self.legs[index(leg)].as_mut()?;
         let accepted = self.relay.accept(now, leg, from, packet)?;
         let view = RtpPacket::parse(&packet[..]).ok()?;
         let mut digits = Vec::new();
@@ -456,7 +472,12 @@ impl Session {
                     .unwrap_or_default();
             }
         } else if let Some(tap) = media.tap.as_mut() {
-            tap.jitter.push(now, view.sequence(), view.timestamp(), view.payload().to_vec());
+            tap.jitter.push(
+                now,
+                view.sequence(),
+                view.timestamp(),
+                view.payload().to_vec(),
+            );
         }
         let echo = matches!(media.feed, Feed::Echo);
         for d in digits {
@@ -501,7 +522,13 @@ impl Session {
     /// Sends a digit to `leg` as RFC 4733 events (from an INFO, or from a
     /// leg at another clock rate). `false` when the leg has no
     /// telephone-event or the digit is not a DTMF key.
-    pub fn send_digit(&mut self, now: Instant, leg: LegId, digit: char, duration: Duration) -> bool {
+    pub fn send_digit(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        digit: char,
+        duration: Duration,
+    ) -> bool {
         let Some(media) = self.legs[index(leg)].as_mut() else {
             return false;
         };
@@ -652,5 +679,288 @@ impl Session {
     /// Where `leg`'s media goes (latched, else from its SDP).
     pub fn destination(&self, leg: LegId) -> Option<SocketAddr> {
         self.relay.destination(leg)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::media::codec::goertzel::power;
+    use crate::media::codec::ToneGenerator;
+    use crate::media::dtmf::TelephoneEvent;
+    use crate::media::player::{PlayItem, Prompt, FRAME};
+
+    const CALLER: ([u8; 4], u16) = ([192, 0, 2, 10], 40_000);
+    const AGENT: ([u8; 4], u16) = ([192, 0, 2, 20], 42_000);
+
+    fn setup(codec: Codec, pt: u8, remote: ([u8; 4], u16), ssrc: u32) -> LegSetup {
+        LegSetup {
+            codec,
+            payload_type: pt,
+            dtmf_payload_type: Some(101),
+            remote: Some(remote.into()),
+            direction: sdp::Direction::SendRecv,
+            our_ssrc: Ssrc(ssrc),
+            initial_seq: 100,
+            initial_ts: 1000,
+        }
+    }
+
+    fn config() -> SessionConfig {
+        SessionConfig {
+            dead_after: Duration::from_secs(5),
+            jitter: JitterConfig::default(),
+        }
+    }
+
+    /// A phone's stream: 20 ms packets of a tone in `codec`.
+    struct Phone {
+        encoder: AudioEncoder,
+        tone: ToneGenerator,
+        seq: u16,
+        ts: u32,
+        pt: u8,
+        ssrc: u32,
+    }
+
+    impl Phone {
+        fn new(codec: Codec, pt: u8, freq: f64, ssrc: u32) -> Phone {
+            Phone {
+                encoder: AudioEncoder::new(codec, BUS_RATE).unwrap(),
+                tone: ToneGenerator::new(freq, 8000, BUS_RATE),
+                seq: 1,
+                ts: 0,
+                pt,
+                ssrc,
+            }
+        }
+
+        fn packet(&mut self) -> Vec<u8> {
+            let mut pcm = [0i16; FRAME_SAMPLES];
+            self.tone.fill(&mut pcm);
+            let mut payload = Vec::new();
+            self.encoder.encode(&pcm, &mut payload).unwrap();
+            let mut p = vec![0u8; 12 + payload.len()];
+            RtpHeader {
+                marker: false,
+                payload_type: self.pt,
+                sequence: self.seq,
+                timestamp: self.ts,
+                ssrc: Ssrc(self.ssrc),
+            }
+            .write_header(&mut p)
+            .unwrap();
+            p[12..].copy_from_slice(&payload);
+            self.seq = self.seq.wrapping_add(1);
+            self.ts = self.ts.wrapping_add(self.encoder.frame_ticks());
+            p
+        }
+    }
+
+    fn decode_all(codec: Codec, packets: &[Vec<u8>]) -> Vec<i16> {
+        let mut dec = AudioDecoder::new(codec, BUS_RATE).unwrap();
+        let mut pcm = Vec::new();
+        for p in packets {
+            let view = RtpPacket::parse(&p[..]).unwrap();
+            dec.decode(view.payload(), &mut pcm).unwrap();
+        }
+        pcm
+    }
+
+    fn dominant(pcm: &[i16], freq: f64, other: f64) -> bool {
+        power(pcm, BUS_RATE, freq) > 100.0 * power(pcm, BUS_RATE, other)
+    }
+
+    #[test]
+    fn echo_returns_the_packet_to_where_it_came_from() {
+        let t0 = Instant::now();
+        let mut s =
+            Session::new(t0, SessionId(1), config(), setup(Codec::Pcmu, 0, CALLER, 7)).unwrap();
+        s.set_feed(LegId::Caller, Feed::Echo).unwrap();
+        assert!(!s.needs_tick());
+        let nat: SocketAddr = ([203, 0, 113, 5], 61_000).into();
+        let mut phone = Phone::new(Codec::Pcmu, 0, 1000.0, 0xabc);
+        let mut p = phone.packet();
+        let fwd = s.on_rtp(t0, LegId::Caller, nat, &mut p).unwrap();
+        assert_eq!((fwd.leg, fwd.to), (LegId::Caller, nat));
+        assert_eq!(RtpPacket::parse(&p[..]).unwrap().ssrc(), Ssrc(7));
+    }
+
+    #[test]
+    fn a_prompt_is_played_one_packet_per_tick_in_the_legs_codec() {
+        let t0 = Instant::now();
+        for (codec, pt) in [(Codec::Pcmu, 0), (Codec::Pcma, 8), (Codec::Opus, 111)] {
+            let mut s =
+                Session::new(t0, SessionId(1), config(), setup(codec, pt, CALLER, 7)).unwrap();
+            let mut tone = ToneGenerator::new(1000.0, 8000, BUS_RATE);
+            let mut samples = vec![0i16; 8000];
+            tone.fill(&mut samples);
+            let prompt = Prompt::from_samples("tone", samples);
+            s.set_feed(
+                LegId::Caller,
+                Feed::Play(Player::new(vec![PlayItem::Prompt(prompt)], true)),
+            )
+            .unwrap();
+            assert!(s.needs_tick());
+            let mut sent = Vec::new();
+            for i in 0..50u64 {
+                assert!(s.on_tick(t0 + FRAME * i as u32, FrameIndex(i)).is_none());
+                while let Some(t) = s.poll_transmit() {
+                    assert_eq!((t.leg, t.to), (LegId::Caller, CALLER.into()));
+                    sent.push(t.data);
+                }
+            }
+            assert_eq!(sent.len(), 50, "{codec:?}");
+            let first = RtpPacket::parse(&sent[0][..]).unwrap();
+            let last = RtpPacket::parse(&sent[49][..]).unwrap();
+            assert_eq!(first.payload_type(), pt);
+            assert_eq!(last.sequence().wrapping_sub(first.sequence()), 49);
+            assert_eq!(
+                last.timestamp().wrapping_sub(first.timestamp()),
+                49 * codec.clock_rate() / 50
+            );
+            let pcm = decode_all(codec, &sent);
+            assert!(dominant(&pcm[1600..], 1000.0, 1633.0), "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn bridged_legs_with_one_codec_are_relayed_without_the_tick() {
+        let t0 = Instant::now();
+        let mut s =
+            Session::new(t0, SessionId(1), config(), setup(Codec::Pcmu, 0, CALLER, 7)).unwrap();
+        s.attach(t0, LegId::Agent, setup(Codec::Pcmu, 0, AGENT, 8))
+            .unwrap();
+        s.set_feed(LegId::Caller, Feed::Other).unwrap();
+        s.set_feed(LegId::Agent, Feed::Other).unwrap();
+        assert!(!s.needs_tick(), "nothing reads the audio: pure relay");
+        let mut caller = Phone::new(Codec::Pcmu, 0, 697.0, 0xc);
+        let mut agent = Phone::new(Codec::Pcmu, 0, 1209.0, 0xa);
+        let mut p = caller.packet();
+        let fwd = s.on_rtp(t0, LegId::Caller, CALLER.into(), &mut p).unwrap();
+        assert_eq!((fwd.leg, fwd.to), (LegId::Agent, AGENT.into()));
+        let mut p = agent.packet();
+        let fwd = s.on_rtp(t0, LegId::Agent, AGENT.into(), &mut p).unwrap();
+        assert_eq!((fwd.leg, fwd.to), (LegId::Caller, CALLER.into()));
+        assert_eq!(RtpPacket::parse(&p[..]).unwrap().ssrc(), Ssrc(7));
+    }
+
+    #[test]
+    fn different_codecs_are_transcoded_both_ways_and_recorded_aligned() {
+        let t0 = Instant::now();
+        let mut s =
+            Session::new(t0, SessionId(1), config(), setup(Codec::Pcmu, 0, CALLER, 7)).unwrap();
+        s.attach(t0, LegId::Agent, setup(Codec::Opus, 111, AGENT, 8))
+            .unwrap();
+        s.set_feed(LegId::Caller, Feed::Other).unwrap();
+        s.set_feed(LegId::Agent, Feed::Other).unwrap();
+        s.set_recording(true).unwrap();
+        let mut caller = Phone::new(Codec::Pcmu, 0, 697.0, 0xc);
+        let mut agent = Phone::new(Codec::Opus, 111, 1209.0, 0xa);
+        let (mut to_agent, mut to_caller) = (Vec::new(), Vec::new());
+        let (mut left, mut right) = (Vec::new(), Vec::new());
+        for i in 0..100u64 {
+            let now = t0 + FRAME * i as u32;
+            let mut p = caller.packet();
+            assert!(s
+                .on_rtp(now, LegId::Caller, CALLER.into(), &mut p)
+                .is_none());
+            let mut p = agent.packet();
+            assert!(s.on_rtp(now, LegId::Agent, AGENT.into(), &mut p).is_none());
+            if let Some(audio) = s.on_tick(now, FrameIndex(i)) {
+                left.extend_from_slice(&audio.left.unwrap_or([0; FRAME_SAMPLES]));
+                right.extend_from_slice(&audio.right.unwrap_or([0; FRAME_SAMPLES]));
+            }
+            while let Some(t) = s.poll_transmit() {
+                match t.leg {
+                    LegId::Agent => to_agent.push(t.data),
+                    LegId::Caller => to_caller.push(t.data),
+                }
+            }
+        }
+        // The jitter buffer holds the first ~60 ms back.
+        assert!(to_agent.len() >= 90, "{}", to_agent.len());
+        assert!(to_caller.len() >= 90, "{}", to_caller.len());
+        assert_eq!(
+            RtpPacket::parse(&to_agent[0][..]).unwrap().payload_type(),
+            111
+        );
+        assert_eq!(
+            RtpPacket::parse(&to_caller[0][..]).unwrap().payload_type(),
+            0
+        );
+        let heard_by_agent = decode_all(Codec::Opus, &to_agent);
+        let heard_by_caller = decode_all(Codec::Pcmu, &to_caller);
+        assert!(dominant(&heard_by_agent[800..], 697.0, 1209.0));
+        assert!(dominant(&heard_by_caller[800..], 1209.0, 697.0));
+        assert_eq!(left.len(), 16_000);
+        assert_eq!(right.len(), 16_000);
+        assert!(dominant(&left[1600..], 697.0, 1209.0));
+        assert!(dominant(&right[1600..], 1209.0, 697.0));
+    }
+
+    fn event(seq: u16, ts: u32, digit: u8, end: bool, duration: u16) -> Vec<u8> {
+        let mut p = vec![0u8; 16];
+        RtpHeader {
+            marker: seq == 1,
+            payload_type: 101,
+            sequence: seq,
+            timestamp: ts,
+            ssrc: Ssrc(0xc),
+        }
+        .write_header(&mut p)
+        .unwrap();
+        let body = TelephoneEvent {
+            event: digit,
+            end,
+            volume: 10,
+            duration,
+        }
+        .serialize()
+        .unwrap();
+        p[12..].copy_from_slice(&body);
+        p
+    }
+
+    #[test]
+    fn rfc4733_digits_become_events_and_cross_clock_rates() {
+        let t0 = Instant::now();
+        let mut s =
+            Session::new(t0, SessionId(1), config(), setup(Codec::Pcmu, 0, CALLER, 7)).unwrap();
+        s.attach(t0, LegId::Agent, setup(Codec::Opus, 111, AGENT, 8))
+            .unwrap();
+        s.set_feed(LegId::Agent, Feed::Other).unwrap();
+        for (i, (end, dur)) in [(false, 400), (false, 800), (true, 1280), (true, 1280)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut p = event(i as u16 + 1, 8000, 5, end, dur);
+            s.on_rtp(t0, LegId::Caller, CALLER.into(), &mut p);
+        }
+        assert_eq!(
+            s.poll_event(),
+            Some(SessionEvent::Digit {
+                leg: LegId::Caller,
+                digit: '5',
+                duration_ms: 160
+            })
+        );
+        assert_eq!(s.poll_event(), None);
+        // Re-sent to the Opus leg at 48 kHz, paced by the ticks.
+        let mut events = Vec::new();
+        for i in 0..20u64 {
+            s.on_tick(t0 + FRAME * i as u32, FrameIndex(i));
+            while let Some(t) = s.poll_transmit() {
+                let p = RtpPacket::parse(&t.data[..]).unwrap();
+                if p.payload_type() == 101 {
+                    events.push(TelephoneEvent::parse(p.payload()).unwrap());
+                }
+            }
+        }
+        let last = events.last().unwrap();
+        assert!(last.end);
+        assert_eq!(last.event, 5);
+        assert_eq!(last.duration, 160 * 48);
     }
 }

@@ -92,7 +92,14 @@ impl MediaRuntime {
             let waker =
                 Arc::new(Waker::new(poll.registry(), WAKER).map_err(MediaRuntimeError::Poll)?);
             let (tx, rx) = mpsc::channel();
-            let worker = Worker::new(index, poll, rx, config.clone(), events.clone(), recorder.clone())?;
+            let worker = Worker::new(
+                index,
+                poll,
+                rx,
+                config.clone(),
+                events.clone(),
+                recorder.clone(),
+            )?;
             let thread = std::thread::Builder::new()
                 .name(format!("media-{index}"))
                 .spawn(move || worker.run())
@@ -361,7 +368,8 @@ impl Worker {
     fn bind(&self, port: u16) -> std::io::Result<UdpSocket> {
         let addr = SocketAddr::new(self.config.address, port);
         let domain = socket2::Domain::for_address(addr);
-        let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+        let socket =
+            socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
         // Larger buffers are a wish; the system may cap them.
         let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
         let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
@@ -370,7 +378,12 @@ impl Worker {
         Ok(UdpSocket::from_std(socket.into()))
     }
 
-    fn open_sockets(&mut self, slot: usize, leg: LegId, ports: PortPair) -> std::io::Result<LegSockets> {
+    fn open_sockets(
+        &mut self,
+        slot: usize,
+        leg: LegId,
+        ports: PortPair,
+    ) -> std::io::Result<LegSockets> {
         let mut rtp = self.bind(ports.rtp())?;
         let mut rtcp = self.bind(ports.rtcp())?;
         let registry = self.poll.registry();
@@ -567,7 +580,11 @@ impl Worker {
     }
 
     /// Sends what a session generated and passes its events on.
-    fn drain_session(slot: &mut Slot, events: &UnboundedSender<MediaEvent>, counters: &mut Counters) {
+    fn drain_session(
+        slot: &mut Slot,
+        events: &UnboundedSender<MediaEvent>,
+        counters: &mut Counters,
+    ) {
         while let Some(t) = slot.session.poll_transmit() {
             if let Some(out) = slot.sockets[leg_index(t.leg)].as_mut() {
                 match out.rtp.send_to(&t.data, t.to) {
@@ -644,11 +661,12 @@ impl Worker {
             max_late: self.window_max,
             ..PacerStats::default()
         };
-        for (w, (t, l)) in window
-            .lateness_hist
-            .iter_mut()
-            .zip(total.lateness_hist.iter().zip(self.logged.lateness_hist.iter()))
-        {
+        for (w, (t, l)) in window.lateness_hist.iter_mut().zip(
+            total
+                .lateness_hist
+                .iter()
+                .zip(self.logged.lateness_hist.iter()),
+        ) {
             *w = t - l;
         }
         info!(

@@ -175,7 +175,10 @@ fn load_prompts(config: &Config) -> Result<HashMap<PathBuf, Prompt>, ServerError
     let mut prompts = HashMap::new();
     for t in &config.test_extensions {
         if let TestAction::Prompt(path) = &t.action {
-            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             prompts.insert(path.clone(), Prompt::load(&name, path)?);
         }
     }

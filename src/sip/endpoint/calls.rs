@@ -13,7 +13,9 @@ use tracing::{info, warn};
 
 use super::super::dialog::{Dialog, DialogId};
 use super::super::flow::Flow;
-use super::super::message::{Contacts, HeaderName, Method, NameAddr, Request, Response, SipUri, Via};
+use super::super::message::{
+    Contacts, HeaderName, Method, NameAddr, Request, Response, SipUri, Via,
+};
 use super::{ClientPurpose, Endpoint, Output};
 use crate::config::{TestAction, TestExtension};
 use crate::media::control::{LegReport, MediaCommand, MediaEvent};
@@ -24,7 +26,7 @@ use crate::media::record::{rfc3339_utc, RecordingMeta};
 use crate::media::relay::LegId;
 use crate::media::rtp::Ssrc;
 use crate::media::sdp::{
-    answer, Direction, LocalMedia, NegotiationError, Negotiated, Preferences, SessionDescription,
+    answer, Direction, LocalMedia, Negotiated, NegotiationError, Preferences, SessionDescription,
 };
 use crate::media::session::{Feed, LegSetup, SessionId};
 
@@ -235,7 +237,9 @@ impl Endpoint {
             .with_user(extension.extension.as_str())
             .with_port(source.local.port());
         response.headers.contact = Contacts::List(vec![NameAddr::new(contact.into())]);
-        response.headers.push(HeaderName::Allow, super::requests::ALLOW);
+        response
+            .headers
+            .push(HeaderName::Allow, super::requests::ALLOW);
         response
             .headers
             .push(HeaderName::ContentType, "application/sdp");
@@ -308,7 +312,11 @@ impl Endpoint {
         }
         if extension.record && leg == LegId::Caller {
             let stamp = rfc3339_utc(wall);
-            let day: String = stamp.chars().take(10).filter(char::is_ascii_digit).collect();
+            let day: String = stamp
+                .chars()
+                .take(10)
+                .filter(char::is_ascii_digit)
+                .collect();
             let path = PathBuf::from(day).join(format!("{}-{session}.wav", file_safe(&call_id)));
             let caller = request
                 .headers
@@ -334,7 +342,8 @@ impl Endpoint {
                     },
                 }));
         }
-        let waiting_room = (extension.action == TestAction::Pair && partner.is_none()).then_some(room);
+        let waiting_room =
+            (extension.action == TestAction::Pair && partner.is_none()).then_some(room);
         if let Some(room) = &waiting_room {
             self.calls.rooms.insert(room.clone(), dialog_id.clone());
         }
@@ -453,11 +462,12 @@ impl Endpoint {
             setup.our_ssrc = Ssrc(0);
         }
         info!(call = %call.call_id, direction = negotiated.direction.as_str(), "media renegotiated");
-        self.outputs.push_back(Output::Media(MediaCommand::UpdateLeg {
-            session,
-            leg,
-            setup,
-        }));
+        self.outputs
+            .push_back(Output::Media(MediaCommand::UpdateLeg {
+                session,
+                leg,
+                setup,
+            }));
         if let Some(c) = self.calls.calls.get_mut(id) {
             c.local_sdp = sdp.clone();
             c.negotiated = negotiated;
@@ -475,8 +485,10 @@ impl Endpoint {
             Ok(d) => d,
             Err(_) => {
                 let mut r = self.reply(request, 415);
-                r.headers
-                    .push(HeaderName::Accept, "application/dtmf-relay, application/dtmf");
+                r.headers.push(
+                    HeaderName::Accept,
+                    "application/dtmf-relay, application/dtmf",
+                );
                 return r;
             }
         };
@@ -485,12 +497,13 @@ impl Endpoint {
             info!(call = %call.call_id, digit = %digit.digit, source = "info", "dtmf digit received");
             let (session, leg) = (call.session, call.leg);
             if call.partner.is_some() {
-                self.outputs.push_back(Output::Media(MediaCommand::SendDigit {
-                    session,
-                    leg: leg.other(),
-                    digit: digit.digit,
-                    duration: Duration::from_millis(u64::from(digit.duration_ms.max(40))),
-                }));
+                self.outputs
+                    .push_back(Output::Media(MediaCommand::SendDigit {
+                        session,
+                        leg: leg.other(),
+                        digit: digit.digit,
+                        duration: Duration::from_millis(u64::from(digit.duration_ms.max(40))),
+                    }));
             }
         }
         self.reply(request, 200)
@@ -506,8 +519,12 @@ impl Endpoint {
             return;
         }
         call.ended = true;
-        let (session, leg, partner, room) =
-            (call.session, call.leg, call.partner.clone(), call.room.take());
+        let (session, leg, partner, room) = (
+            call.session,
+            call.leg,
+            call.partner.clone(),
+            call.room.take(),
+        );
         info!(call = %call.call_id, reason = why, "call ending");
         if let Some(room) = room {
             self.calls.rooms.remove(&room);

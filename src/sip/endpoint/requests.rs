@@ -142,7 +142,7 @@ impl Endpoint {
             return response;
         }
         let target = Self::dialled(request);
-        let status = if self.config.known_targets.iter().any(|t| *t == target) {
+        let status = if self.config.known_targets.contains(&target) {
             480
         } else {
             404
