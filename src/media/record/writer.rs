@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
@@ -92,7 +92,11 @@ enum Message {
         relative_path: PathBuf,
         meta: Box<RecordingMeta>,
     },
-    Write(Vec<Chunk>),
+    /// `seq` orders it against dropped batches (see [`Dropped`]).
+    Write {
+        seq: u64,
+        batch: Vec<Chunk>,
+    },
     Finish {
         id: RecordingId,
         summary: RecordingSummary,
@@ -104,16 +108,23 @@ enum Message {
     Stall(mpsc::Receiver<()>),
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+/// Batches dropped for one recording: the count, and per drop its batch
+/// sequence number and frames, so the thread pads the silence exactly
+/// where the audio was lost (after the batches sent before it), not
+/// wherever it happens to notice the drop.
+#[derive(Debug, Default, Clone)]
 struct Dropped {
     chunks: u64,
     frames: u64,
+    at: Vec<(u64, u64)>,
 }
 
 struct Shared {
     capacity: usize,
     /// Write batches sent and not yet received by the thread.
     queued: AtomicUsize,
+    /// Sequence number of the next write attempt (sent or dropped).
+    seq: AtomicU64,
     /// Set after a drop so the thread looks at `drops` only when needed.
     drops_pending: AtomicBool,
     drops: Mutex<HashMap<RecordingId, Dropped>>,
@@ -137,6 +148,7 @@ pub fn spawn(config: RecorderConfig) -> Result<(RecorderHandle, RecorderThread),
     let shared = Arc::new(Shared {
         capacity: config.queue,
         queued: AtomicUsize::new(0),
+        seq: AtomicU64::new(0),
         drops_pending: AtomicBool::new(false),
         drops: Mutex::new(HashMap::new()),
     });
@@ -183,13 +195,14 @@ impl RecorderHandle {
             return Ok(());
         }
         let s = &self.shared;
+        let seq = s.seq.fetch_add(1, Ordering::Relaxed);
         if s.queued.fetch_add(1, Ordering::AcqRel) >= s.capacity {
             s.queued.fetch_sub(1, Ordering::AcqRel);
             let chunks = batch.len();
-            s.note_dropped(&batch);
+            s.note_dropped(seq, &batch);
             return Err(RecordError::Full { chunks });
         }
-        self.tx.send(Message::Write(batch)).map_err(|_| {
+        self.tx.send(Message::Write { seq, batch }).map_err(|_| {
             s.queued.fetch_sub(1, Ordering::AcqRel);
             RecordError::Closed
         })
@@ -218,12 +231,14 @@ impl RecorderHandle {
 }
 
 impl Shared {
-    fn note_dropped(&self, batch: &[Chunk]) {
+    fn note_dropped(&self, seq: u64, batch: &[Chunk]) {
         let mut drops = self.drops.lock().unwrap_or_else(PoisonError::into_inner);
         for c in batch {
             let d = drops.entry(c.id).or_default();
+            let frames = (c.samples.len() / usize::from(CHANNELS)) as u64;
             d.chunks += 1;
-            d.frames += (c.samples.len() / usize::from(CHANNELS)) as u64;
+            d.frames += frames;
+            d.at.push((seq, frames));
         }
         drop(drops);
         self.drops_pending.store(true, Ordering::Release);
@@ -245,8 +260,9 @@ struct Open {
     wav_path: PathBuf,
     sidecar_path: PathBuf,
     sidecar: Sidecar,
-    /// Silence owed for dropped chunks, written before the next chunk.
-    pad_frames: u64,
+    /// Silence owed for dropped chunks: (batch sequence, frames), written
+    /// before the first later chunk.
+    pad: Vec<(u64, u64)>,
 }
 
 struct Writer {
@@ -277,11 +293,11 @@ impl Writer {
                     relative_path,
                     meta,
                 } => self.start(id, &relative_path, *meta),
-                Message::Write(batch) => {
+                Message::Write { seq, batch } => {
                     self.shared.queued.fetch_sub(1, Ordering::AcqRel);
                     self.collect_drops();
                     for chunk in &batch {
-                        self.write(chunk);
+                        self.write(seq, chunk);
                     }
                 }
                 Message::Finish { id, summary } => {
@@ -355,7 +371,7 @@ impl Writer {
                     wav_path,
                     sidecar_path,
                     sidecar,
-                    pad_frames: 0,
+                    pad: Vec::new(),
                 };
                 if let Some(d) = self.orphan_drops.remove(&id) {
                     add_drops(id, &mut open, d);
@@ -389,14 +405,15 @@ impl Writer {
                     let o = self.orphan_drops.entry(id).or_default();
                     o.chunks += d.chunks;
                     o.frames += d.frames;
+                    o.at.extend(d.at);
                 }
             }
         }
     }
 
-    fn write(&mut self, chunk: &Chunk) {
+    fn write(&mut self, seq: u64, chunk: &Chunk) {
         if let Some(open) = self.open.get_mut(&chunk.id) {
-            if append(chunk.id, open, &chunk.samples) {
+            if append(chunk.id, open, seq, &chunk.samples) {
                 self.report.failed += 1;
             }
         }
@@ -410,7 +427,7 @@ impl Writer {
         ended_by: EndedBy,
     ) {
         // Silence owed for chunks dropped at the very end.
-        if open.pad_frames > 0 && append(id, &mut open, &[]) {
+        if !open.pad.is_empty() && append(id, &mut open, u64::MAX, &[]) {
             self.report.failed += 1;
         }
         let s = &mut open.sidecar;
@@ -447,20 +464,29 @@ impl Writer {
     }
 }
 
-/// Writes the silence owed for dropped chunks, then `samples`. Returns true
+/// Writes the silence owed for chunks dropped before batch `seq`, then
+/// `samples`. Returns true
 /// when this call hit an I/O error (the recording then stops; the file
 /// stays valid up to its last header update).
-fn append(id: RecordingId, open: &mut Open, samples: &[i16]) -> bool {
+fn append(id: RecordingId, open: &mut Open, seq: u64, samples: &[i16]) -> bool {
     let Some(wav) = open.wav.as_mut() else {
         return false;
     };
+    let owed: u64 = open
+        .pad
+        .iter()
+        .filter(|&&(at, _)| at < seq)
+        .map(|&(_, f)| f)
+        .sum();
+    open.pad.retain(|&(at, _)| at >= seq);
     let mut result = Ok(());
-    while open.pad_frames > 0 && result.is_ok() {
+    let mut left = owed;
+    while left > 0 && result.is_ok() {
         // At most one second at a time keeps the buffer small.
-        let n = open.pad_frames.min(u64::from(SAMPLE_RATE));
+        let n = left.min(u64::from(SAMPLE_RATE));
         let silence = vec![0i16; usize::try_from(n).unwrap_or(0) * usize::from(CHANNELS)];
         result = wav.write_frames(&silence);
-        open.pad_frames -= n;
+        left -= n;
     }
     let result = result.and_then(|()| wav.write_frames(samples));
     let Err(source) = result else {
@@ -489,7 +515,7 @@ fn add_drops(id: RecordingId, open: &mut Open, d: Dropped) {
     }
     open.sidecar.dropped_chunks += d.chunks;
     open.sidecar.dropped_frames += d.frames;
-    open.pad_frames += d.frames;
+    open.pad.extend(d.at);
 }
 
 fn create_parent(path: &Path) -> Result<(), RecordError> {
@@ -519,4 +545,281 @@ fn write_sidecar(path: &Path, sidecar: &Sidecar) -> Result<(), RecordError> {
     f.write_all(&json).map_err(|e| io(e, &tmp))?;
     f.sync_all().map_err(|e| io(e, &tmp))?;
     std::fs::rename(&tmp, path).map_err(|e| io(e, path))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::media::codec::{ToneDetector, ToneGenerator};
+    use crate::media::pacer::FrameIndex;
+    use crate::media::record::{Recording, FRAME_SAMPLES};
+    use crate::media::wav::WavReader;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    fn meta() -> RecordingMeta {
+        RecordingMeta {
+            call_id: "abc@host".into(),
+            caller: "1001".into(),
+            callee: "*45123".into(),
+            started: "2026-11-23T03:00:00Z".into(),
+            left: "caller".into(),
+            right: "agent".into(),
+        }
+    }
+
+    fn read_sidecar(path: &Path) -> Sidecar {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    fn tone_frame(g: &mut ToneGenerator) -> [i16; FRAME_SAMPLES] {
+        let mut f = [0i16; FRAME_SAMPLES];
+        g.fill(&mut f);
+        f
+    }
+
+    /// 697 Hz only on the left, 1209 Hz only on the right, random gaps on
+    /// each side, skipped ticks and a pause: read back, each 20 ms frame of
+    /// each channel holds its own tone, or silence exactly where a gap,
+    /// skip or the pause was, and never the other side's tone.
+    #[test]
+    fn tones_stay_on_their_channels_through_gaps_and_a_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let (h, t) = spawn(RecorderConfig {
+            dir: dir.path().to_path_buf(),
+            queue: 10_000,
+        })
+        .unwrap();
+        let id = RecordingId(9);
+        h.start(id, PathBuf::from("20261123/abc.wav"), meta())
+            .unwrap();
+        let sidecar_path = dir.path().join("20261123/abc.json");
+        let start = 50u64;
+        let mut rec = Recording::new(id, FrameIndex(start));
+        let (mut gl, mut gr) = (
+            ToneGenerator::new(697.0, 8000, 8000),
+            ToneGenerator::new(1209.0, 8000, 8000),
+        );
+        let mut rng = StdRng::seed_from_u64(3);
+        // Per frame of the file: (left expected tone?, right expected tone?)
+        let mut expect = Vec::new();
+        let ticks = 500u64;
+        let mut frame = start;
+        while frame < start + ticks {
+            let i = frame - start;
+            if i == 200 {
+                rec.pause(FrameIndex(frame));
+            }
+            if i == 300 {
+                rec.resume(FrameIndex(frame));
+            }
+            let paused = (200..300).contains(&i);
+            let (l, r) = (tone_frame(&mut gl), tone_frame(&mut gr));
+            let l_on = !rng.random_ratio(1, 8);
+            let r_on = !rng.random_ratio(1, 8);
+            let mut batch = Vec::new();
+            rec.tick(
+                FrameIndex(frame),
+                l_on.then_some(&l[..]),
+                r_on.then_some(&r[..]),
+                &mut batch,
+            );
+            let padded = batch[0].samples.len() / (2 * FRAME_SAMPLES) - 1;
+            expect.extend(std::iter::repeat_n((false, false), padded));
+            expect.push((l_on && !paused, r_on && !paused));
+            h.write(batch).unwrap();
+            frame += if rng.random_ratio(1, 40) { 3 } else { 1 };
+        }
+        // Before finish, the sidecar says incomplete (the thread writes it
+        // asynchronously, so wait for it).
+        let waited = std::time::Instant::now();
+        while !sidecar_path.exists() && waited.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let early = read_sidecar(&sidecar_path);
+        assert!(!early.complete);
+        assert_eq!(early.meta, meta());
+        h.finish(id, rec.summary()).unwrap();
+        drop(h);
+        assert_eq!(t.join().unwrap(), ShutdownReport::default());
+
+        let wav = WavReader::open_recording(dir.path().join("20261123/abc.wav")).unwrap();
+        assert_eq!((wav.sample_rate(), wav.channels()), (8000, 2));
+        let total_ticks = frame - start;
+        assert_eq!(wav.frames() as u64, total_ticks * FRAME_SAMPLES as u64);
+        assert_eq!(expect.len() as u64, total_ticks);
+        let det = ToneDetector::new(8000, &[697.0, 1209.0]);
+        for (n, (frame, &(l_on, r_on))) in wav
+            .samples()
+            .chunks_exact(2 * FRAME_SAMPLES)
+            .zip(&expect)
+            .enumerate()
+        {
+            let left: Vec<i16> = frame.iter().step_by(2).copied().collect();
+            let right: Vec<i16> = frame.iter().skip(1).step_by(2).copied().collect();
+            let lf = det.detect(&left).map(|d| d.freq);
+            let rf = det.detect(&right).map(|d| d.freq);
+            assert_eq!(lf, l_on.then_some(697.0), "left frame {n}");
+            assert_eq!(rf, r_on.then_some(1209.0), "right frame {n}");
+            if !l_on {
+                assert!(left.iter().all(|&s| s == 0), "left frame {n} not silent");
+            }
+            if !r_on {
+                assert!(right.iter().all(|&s| s == 0), "right frame {n} not silent");
+            }
+        }
+        let side = read_sidecar(&sidecar_path);
+        assert!(side.complete);
+        assert_eq!(side.ended_by, Some(EndedBy::Finish));
+        assert_eq!(side.frames, Some(total_ticks * FRAME_SAMPLES as u64));
+        let pauses = side.pauses.unwrap();
+        assert_eq!(pauses.len(), 1);
+        assert!((pauses[0].start_s - 4.0).abs() < 1e-9 && (pauses[0].end_s - 6.0).abs() < 1e-9);
+        assert!(side.gap_frames_left.unwrap() > 0 && side.gap_frames_right.unwrap() > 0);
+        assert_eq!(side.dropped_chunks, 0);
+        assert!(!dir.path().join("20261123/abc.json.tmp").exists());
+    }
+
+    /// A crash mid-call (the thread never finishes the file): the WAV
+    /// still opens, with everything up to the last once-a-second header
+    /// update. Simulated by stalling the thread after 2 s of audio and
+    /// forgetting it, so neither finish nor the writer's Drop runs, then
+    /// reading the file as another process would after the crash.
+    #[test]
+    fn a_crash_leaves_a_playable_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (h, t) = spawn(RecorderConfig {
+            dir: dir.path().to_path_buf(),
+            queue: 1000,
+        })
+        .unwrap();
+        let id = RecordingId(1);
+        h.start(id, PathBuf::from("crash.wav"), meta()).unwrap();
+        let mut rec = Recording::new(id, FrameIndex(0));
+        let f = [1234i16; FRAME_SAMPLES];
+        for i in 0..100 {
+            let mut batch = Vec::new();
+            rec.tick(FrameIndex(i), Some(&f), Some(&f), &mut batch);
+            h.write(batch).unwrap();
+        }
+        // Once the thread is stalled every write before it was handled.
+        let (release, wait) = mpsc::channel::<()>();
+        h.send(Message::Stall(wait)).unwrap();
+        while h.shared.queued.load(Ordering::Acquire) > 0 {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let wav = WavReader::open_recording(dir.path().join("crash.wav")).unwrap();
+        assert_eq!(wav.channels(), 2);
+        assert!(wav.frames() >= 12_000, "only {} frames", wav.frames());
+        assert!(wav.samples().iter().all(|&s| s == 1234));
+        let side = read_sidecar(&dir.path().join("crash.json"));
+        assert!(!side.complete);
+        // Never release the thread: its files are abandoned, as in a crash.
+        std::mem::forget(release);
+        std::mem::forget(h);
+        std::mem::forget(t);
+    }
+
+    /// With room for one batch and the thread stalled, every later write
+    /// returns at once with `Full`; the drops are counted in the sidecar
+    /// and padded with silence so the file keeps the call's length.
+    #[test]
+    fn a_full_queue_drops_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let (h, t) = spawn(RecorderConfig {
+            dir: dir.path().to_path_buf(),
+            queue: 1,
+        })
+        .unwrap();
+        let (a, b) = (RecordingId(1), RecordingId(2));
+        h.start(a, PathBuf::from("a.wav"), meta()).unwrap();
+        h.start(b, PathBuf::from("b.wav"), meta()).unwrap();
+        let release = h.stall().unwrap();
+        let (mut ra, mut rb) = (
+            Recording::new(a, FrameIndex(0)),
+            Recording::new(b, FrameIndex(0)),
+        );
+        let f = [100i16; FRAME_SAMPLES];
+        let began = std::time::Instant::now();
+        let mut full = 0;
+        for i in 0..500 {
+            let mut batch = Vec::new();
+            ra.tick(FrameIndex(i), Some(&f), Some(&f), &mut batch);
+            rb.tick(FrameIndex(i), Some(&f), None, &mut batch);
+            match h.write(batch) {
+                Ok(()) => {}
+                Err(RecordError::Full { chunks: 2 }) => full += 1,
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert!(began.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(full, 499);
+        drop(release);
+        h.finish(a, ra.summary()).unwrap();
+        h.finish(b, rb.summary()).unwrap();
+        // An unstarted recording is refused up front when the path escapes.
+        assert!(matches!(
+            h.start(RecordingId(3), PathBuf::from("../x.wav"), meta()),
+            Err(RecordError::BadPath { .. })
+        ));
+        h.shutdown().unwrap();
+        assert_eq!(t.join().unwrap(), ShutdownReport::default());
+        for name in ["a", "b"] {
+            let side = read_sidecar(&dir.path().join(format!("{name}.json")));
+            assert_eq!(side.dropped_chunks, 499);
+            assert_eq!(side.dropped_frames, 499 * 160);
+            let wav = WavReader::open_recording(dir.path().join(format!("{name}.wav"))).unwrap();
+            // The one batch that got through, then silence for the rest.
+            assert_eq!(wav.frames(), 500 * 160);
+            assert!(wav.samples()[..320].iter().step_by(2).all(|&s| s == 100));
+            assert!(wav.samples()[320..].iter().all(|&s| s == 0));
+        }
+        assert!(matches!(h.write(vec![]), Ok(())));
+    }
+
+    /// Recordings still open when the handles go away are finalised and
+    /// marked as ended by shutdown; a recording whose file cannot be
+    /// created does not stop the others.
+    #[test]
+    fn shutdown_finalises_open_recordings_and_errors_stay_local() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where a directory must go makes one start fail.
+        std::fs::write(dir.path().join("blocked"), b"x").unwrap();
+        let (h, t) = spawn(RecorderConfig {
+            dir: dir.path().to_path_buf(),
+            queue: 100,
+        })
+        .unwrap();
+        h.start(RecordingId(1), PathBuf::from("blocked/x.wav"), meta())
+            .unwrap();
+        h.start(RecordingId(2), PathBuf::from("ok/y.wav"), meta())
+            .unwrap();
+        let mut batch = Vec::new();
+        for id in [1, 2] {
+            Recording::new(RecordingId(id), FrameIndex(0)).tick(
+                FrameIndex(0),
+                Some(&[7; FRAME_SAMPLES]),
+                None,
+                &mut batch,
+            );
+        }
+        h.write(batch).unwrap();
+        drop(h);
+        let report = t.join().unwrap();
+        assert_eq!(
+            report,
+            ShutdownReport {
+                ended_by_shutdown: 1,
+                failed: 1
+            }
+        );
+        let side = read_sidecar(&dir.path().join("ok/y.json"));
+        assert!(side.complete);
+        assert_eq!(side.ended_by, Some(EndedBy::Shutdown));
+        assert_eq!(side.frames, Some(160));
+        assert!(side.pauses.is_none());
+        let wav = WavReader::open_recording(dir.path().join("ok/y.wav")).unwrap();
+        assert_eq!(wav.frames(), 160);
+    }
 }
