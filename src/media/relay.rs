@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::media::rtp::rtcp::{
+    parse_compound, write_compound, ReceiverReport, RtcpPacket, SdesChunk, SdesItem, SenderReport,
+    SDES_CNAME,
+};
 use crate::media::rtp::{
     DeadStream, MosCodec, ReceiverStats, RtpError, RtpPacket, SourceRewriter, Ssrc, StatsSummary,
 };
@@ -199,6 +203,34 @@ struct Leg {
     stats: ReceiverStats,
     dead: DeadStream,
     counters: LegCounters,
+    /// What we sent to the leg, for our sender reports (RFC 3550 §6.4.1).
+    sent: SentCounts,
+    /// Where the leg's RTCP comes from (symmetric RTCP, like RTP).
+    rtcp_latched: Option<SocketAddr>,
+    /// Our last SR to the leg: its NTP middle 32 bits, for the round trip.
+    last_sr_sent: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct SentCounts {
+    packets: u32,
+    octets: u32,
+    last_ts: u32,
+    /// Packets sent since the last report: an SR only when we are a sender
+    /// (RFC 3550 §6.4).
+    since_report: u32,
+}
+
+impl SentCounts {
+    fn count(&mut self, len: usize, header_len: usize, ts: u32) {
+        self.packets = self.packets.wrapping_add(1);
+        let payload = len.saturating_sub(header_len);
+        self.octets = self
+            .octets
+            .wrapping_add(u32::try_from(payload).unwrap_or(u32::MAX));
+        self.last_ts = ts;
+        self.since_report = self.since_report.saturating_add(1);
+    }
 }
 
 impl Leg {
@@ -230,6 +262,9 @@ impl Leg {
             stats: ReceiverStats::new(c.clock_rate, c.codec),
             dead: DeadStream::new(config.dead_after, now),
             counters: LegCounters::default(),
+            sent: SentCounts::default(),
+            rtcp_latched: None,
+            last_sr_sent: None,
         })
     }
 
@@ -424,6 +459,7 @@ impl Relay {
         } else {
             tx.payload_type_out
         };
+        let len = packet.len();
         // `accept` parsed the same bytes.
         let mut p = RtpPacket::parse(packet).ok()?;
         let tx = self.leg_mut(out);
@@ -432,6 +468,8 @@ impl Relay {
         tx.rewriter.rewrite(&mut p, now);
         // Checked ≤ 127 in `new`, so this cannot fail.
         let _ = p.set_payload_type(pt_out);
+        let (header_len, ts) = (p.header_len(), p.timestamp());
+        tx.sent.count(len, header_len, ts);
         self.leg_mut(leg).counters.forwarded += 1;
         Some(Forward { leg: out, to })
     }
@@ -447,13 +485,107 @@ impl Relay {
         packet: &mut [u8],
     ) -> Result<Option<SocketAddr>, RtpError> {
         let tx = self.leg_mut(leg);
+        let len = packet.len();
         let mut p = RtpPacket::parse(packet)?;
         let Some(to) = tx.destination() else {
             return Ok(None);
         };
         tx.rewriter.rewrite(&mut p, now);
         p.set_payload_type(tx.payload_type_out)?;
+        let (header_len, ts) = (p.header_len(), p.timestamp());
+        tx.sent.count(len, header_len, ts);
         Ok(Some(to))
+    }
+
+    /// An RTCP compound from `leg` (RFC 3550 §6): a sender report sets the
+    /// LSR/DLSR of our next report; a report about our stream gives the
+    /// round trip (§6.4.1: A - LSR - DLSR) used in the MOS estimate.
+    /// `ntp_now` is the wall clock in NTP format. Returns false when the
+    /// datagram is not valid RTCP.
+    pub fn on_rtcp(
+        &mut self,
+        now: Instant,
+        ntp_now: u64,
+        leg: LegId,
+        from: SocketAddr,
+        packet: &[u8],
+    ) -> bool {
+        let Ok(packets) = parse_compound(packet) else {
+            return false;
+        };
+        let l = self.leg_mut(leg);
+        l.rtcp_latched = Some(from);
+        let ours = l.rewriter.ssrc();
+        let arrival = (ntp_now >> 16) as u32;
+        for p in &packets {
+            let blocks = match p {
+                RtcpPacket::SenderReport(sr) => {
+                    l.stats.on_sender_report(sr.ntp_timestamp, now);
+                    &sr.reports
+                }
+                RtcpPacket::ReceiverReport(rr) => &rr.reports,
+                _ => continue,
+            };
+            for b in blocks.iter().filter(|b| b.ssrc == ours && b.last_sr != 0) {
+                if l.last_sr_sent == Some(b.last_sr) {
+                    let rtt = arrival
+                        .wrapping_sub(b.last_sr)
+                        .wrapping_sub(b.delay_since_last_sr);
+                    // Units of 1/65536 s; a negative (wrapped) value is a
+                    // clock step, not a round trip.
+                    if rtt < 65_536 * 10 {
+                        l.stats.set_round_trip(Duration::from_nanos(
+                            u64::from(rtt) * 1_000_000_000 / 65_536,
+                        ));
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Our RTCP report to `leg` (RFC 3550 §6.4): an SR when we sent media
+    /// since the last report, else an RR, each with a report block about
+    /// the leg's stream when it has one, plus SDES CNAME (§6.1: every
+    /// compound carries one). `ntp_now` is the wall clock in NTP format.
+    /// Returns the datagram and where to send it: where the leg's RTCP
+    /// comes from, else `sdp_rtcp`.
+    pub fn rtcp_report(
+        &mut self,
+        now: Instant,
+        ntp_now: u64,
+        leg: LegId,
+        cname: &[u8],
+        sdp_rtcp: Option<SocketAddr>,
+    ) -> Option<(Vec<u8>, SocketAddr)> {
+        let l = self.leg_mut(leg);
+        let to = l.rtcp_latched.or(sdp_rtcp)?;
+        let ssrc = l.rewriter.ssrc();
+        let reports: Vec<_> = l.stats.report_block(now).into_iter().collect();
+        let report = if l.sent.since_report > 0 {
+            l.sent.since_report = 0;
+            l.last_sr_sent = Some((ntp_now >> 16) as u32);
+            RtcpPacket::SenderReport(SenderReport {
+                ssrc,
+                ntp_timestamp: ntp_now,
+                rtp_timestamp: l.sent.last_ts,
+                packet_count: l.sent.packets,
+                octet_count: l.sent.octets,
+                reports,
+            })
+        } else {
+            RtcpPacket::ReceiverReport(ReceiverReport { ssrc, reports })
+        };
+        let sdes = RtcpPacket::SourceDescription(vec![SdesChunk {
+            ssrc,
+            items: vec![SdesItem {
+                kind: SDES_CNAME,
+                value: cname,
+            }],
+        }]);
+        let mut out = Vec::with_capacity(128);
+        write_compound(&[report, sdes], &mut out).ok()?;
+        Some((out, to))
     }
 
     /// Changes `leg`'s direction (hold, unhold, re-INVITE).

@@ -667,6 +667,35 @@ impl Session {
         }
     }
 
+    /// An RTCP datagram from `leg`; see [`Relay::on_rtcp`].
+    pub fn on_rtcp(
+        &mut self,
+        now: Instant,
+        ntp_now: u64,
+        leg: LegId,
+        from: SocketAddr,
+        packet: &[u8],
+    ) -> bool {
+        self.has_leg(leg) && self.relay.on_rtcp(now, ntp_now, leg, from, packet)
+    }
+
+    /// Our periodic RTCP report to `leg`; see [`Relay::rtcp_report`]. The
+    /// SDP's RTCP address is the RTP port + 1 (RFC 3550 §11) unless the
+    /// leg's RTCP has been seen.
+    pub fn rtcp_report(
+        &mut self,
+        now: Instant,
+        ntp_now: u64,
+        leg: LegId,
+        cname: &[u8],
+    ) -> Option<(Vec<u8>, SocketAddr)> {
+        let setup = &self.legs[index(leg)].as_ref()?.setup;
+        let sdp_rtcp = setup
+            .remote
+            .map(|r| SocketAddr::new(r.ip(), r.port().wrapping_add(1)));
+        self.relay.rtcp_report(now, ntp_now, leg, cname, sdp_rtcp)
+    }
+
     /// Receive statistics of what `leg` sent us.
     pub fn stats(&self, leg: LegId) -> StatsSummary {
         self.relay.stats(leg)

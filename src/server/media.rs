@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -32,6 +32,7 @@ use crate::media::player::FRAME;
 use crate::media::ports::PortPair;
 use crate::media::record::{Chunk, RecorderHandle, Recording, RecordingId};
 use crate::media::relay::LegId;
+use crate::media::rtp::rtcp::ntp_timestamp;
 use crate::media::session::{Session, SessionConfig, SessionEvent, SessionId};
 
 /// Largest datagram we read: RTP over Ethernet never comes near it.
@@ -151,6 +152,14 @@ struct LegSockets {
     rtcp: UdpSocket,
     ports: PortPair,
     sent: u64,
+    /// When our next RTCP report to the leg is due.
+    next_report: Instant,
+}
+
+/// RFC 3550 §6.2: at least 5 s between reports, randomised by 0.5–1.5 so
+/// that the reports of many calls do not fall in step.
+fn report_interval() -> Duration {
+    Duration::from_millis(2500 + rand::random::<u64>() % 5000)
 }
 
 struct Slot {
@@ -184,6 +193,7 @@ fn from_token(t: Token) -> (usize, LegId, bool) {
 
 #[derive(Default)]
 struct Counters {
+    bad_rtcp: u64,
     packets_in: u64,
     packets_out: u64,
     send_errors: u64,
@@ -208,6 +218,8 @@ struct Worker {
     counters: Counters,
     next_recording: u64,
     buf: Vec<u8>,
+    /// Our RTCP CNAME (RFC 3550 §6.5.1): stable for the process.
+    cname: Vec<u8>,
 }
 
 impl Worker {
@@ -224,7 +236,7 @@ impl Worker {
             index,
             poll,
             commands,
-            config,
+            config: config.clone(),
             events,
             recorder,
             slots: Vec::new(),
@@ -236,6 +248,7 @@ impl Worker {
             counters: Counters::default(),
             next_recording: 0,
             buf: vec![0u8; MAX_DATAGRAM],
+            cname: format!("switchboard@{}", config.address).into_bytes(),
         })
     }
 
@@ -278,6 +291,7 @@ impl Worker {
             }
             if now >= next_dead_check {
                 self.check_dead(now);
+                self.send_reports(now);
                 next_dead_check = now + Duration::from_millis(200);
             }
             if now >= next_stats {
@@ -394,6 +408,8 @@ impl Worker {
             rtcp,
             ports,
             sent: 0,
+            // §6.2: the first report after half an interval.
+            next_report: Instant::now() + report_interval(),
         })
     }
 
@@ -557,12 +573,14 @@ impl Worker {
                 }
             };
             self.counters.packets_in += 1;
+            let now = Instant::now();
             if rtcp {
-                // Reports are not acted upon yet; reading them keeps the
-                // socket buffer empty.
+                let ntp = ntp_timestamp(SystemTime::now());
+                if !slot.session.on_rtcp(now, ntp, leg, from, &self.buf[..len]) {
+                    self.counters.bad_rtcp += 1;
+                }
                 continue;
             }
-            let now = Instant::now();
             let packet = &mut self.buf[..len];
             if let Some(fwd) = slot.session.on_rtp(now, leg, from, packet) {
                 if let Some(out) = slot.sockets[leg_index(fwd.leg)].as_mut() {
@@ -653,6 +671,28 @@ impl Worker {
         }
     }
 
+    /// Sends the RTCP reports that are due (checked with the dead legs,
+    /// five times a second: report times need no better precision).
+    fn send_reports(&mut self, now: Instant) {
+        let ntp = ntp_timestamp(SystemTime::now());
+        for slot in self.slots.iter_mut().flatten() {
+            for leg in LEGS {
+                let Some(sockets) = slot.sockets[leg_index(leg)].as_mut() else {
+                    continue;
+                };
+                if now < sockets.next_report {
+                    continue;
+                }
+                sockets.next_report = now + report_interval();
+                if let Some((data, to)) = slot.session.rtcp_report(now, ntp, leg, &self.cname) {
+                    if sockets.rtcp.send_to(&data, to).is_err() {
+                        self.counters.send_errors += 1;
+                    }
+                }
+            }
+        }
+    }
+
     fn log_stats(&mut self) {
         let total = *self.pacer.stats();
         let mut window = PacerStats {
@@ -675,6 +715,7 @@ impl Worker {
             packets_in = self.counters.packets_in,
             packets_out = self.counters.packets_out,
             send_errors = self.counters.send_errors,
+            bad_rtcp = self.counters.bad_rtcp,
             skipped_frames = window.skipped,
             late_p99_us = u64::try_from(window.p99_late().as_micros()).unwrap_or(u64::MAX),
             late_max_us = u64::try_from(window.max_late.as_micros()).unwrap_or(u64::MAX),

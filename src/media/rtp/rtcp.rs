@@ -46,6 +46,20 @@ pub enum RtcpError {
     ItemTooLong(usize),
 }
 
+/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+
+/// A wall-clock time as a 64-bit NTP timestamp (RFC 3550 §4): seconds
+/// since 1900 in the high 32 bits, the fraction in the low 32.
+pub fn ntp_timestamp(wall: std::time::SystemTime) -> u64 {
+    let since = wall
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs().wrapping_add(NTP_UNIX_OFFSET);
+    let frac = (u64::from(since.subsec_nanos()) << 32) / 1_000_000_000;
+    (secs << 32) | frac
+}
+
 /// One reception report (RFC 3550 §6.4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportBlock {
@@ -392,6 +406,22 @@ pub fn write_compound(packets: &[RtcpPacket<'_>], out: &mut Vec<u8>) -> Result<(
         p.write(out)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod ntp_tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn ntp_time_of_known_instants() {
+        assert_eq!(ntp_timestamp(UNIX_EPOCH), NTP_UNIX_OFFSET << 32);
+        let half = UNIX_EPOCH + Duration::from_millis(1500);
+        assert_eq!(
+            ntp_timestamp(half),
+            ((NTP_UNIX_OFFSET + 1) << 32) | 0x8000_0000
+        );
+    }
 }
 
 #[cfg(test)]

@@ -60,7 +60,8 @@ impl MosCodec {
 pub struct StatsSummary {
     /// Packets counted by the A.1 check.
     pub packets: u64,
-    /// Cumulative loss, A.3 (negative with duplicates).
+    /// Packets lost, summed over sources (never negative: duplicates do
+    /// not cancel losses).
     pub lost: i64,
     /// Interarrival jitter, A.8, in milliseconds.
     pub jitter_ms: f64,
@@ -90,6 +91,10 @@ pub struct ReceiverStats {
     // For LSR/DLSR (RFC 3550 §6.4.1).
     last_sr: Option<(u32, Instant)>,
     round_trip: Option<Duration>,
+    /// (expected, received) of the sources before the current one: a
+    /// call's summary covers all of them (phones change SSRC, e.g. to play
+    /// DTMF or after a re-INVITE), while reports stay per source.
+    earlier: (u64, u64),
 }
 
 impl ReceiverStats {
@@ -113,6 +118,7 @@ impl ReceiverStats {
             clock_origin: None,
             last_sr: None,
             round_trip: None,
+            earlier: (0, 0),
         }
     }
 
@@ -125,7 +131,14 @@ impl ReceiverStats {
     /// replaced its source (RFC 3550 §8.2), so everything starts again.
     pub fn update(&mut self, ssrc: Ssrc, seq: u16, rtp_ts: u32, now: Instant) -> SeqVerdict {
         if self.ssrc != Some(ssrc) {
+            let earlier = (
+                self.earlier.0 + self.expected(),
+                self.earlier.1 + self.received,
+            );
+            let round_trip = self.round_trip;
             *self = Self::new(self.clock_rate, self.codec);
+            self.earlier = earlier;
+            self.round_trip = round_trip;
             self.ssrc = Some(ssrc);
             // A.1: a new source starts on probation.
             self.init_seq(seq);
@@ -298,7 +311,9 @@ impl ReceiverStats {
         })
     }
 
-    /// Packets, loss, jitter in ms and an estimated MOS.
+    /// Packets, loss, jitter in ms and an estimated MOS, over every source
+    /// the leg has had (jitter: the current source's). Duplicates do not
+    /// offset losses here: the loss is never negative.
     ///
     /// The MOS comes from a simplified ITU-T G.107 E-model:
     /// `R = 93.2 - Id - Ie_eff`, with
@@ -313,16 +328,21 @@ impl ReceiverStats {
     ///   `1 + 0.035 R + 7e-6 R (R - 60) (100 - R)`.
     pub fn summary(&self) -> StatsSummary {
         let jitter_ms = self.jitter_q4 as f64 / 16.0 * 1000.0 / f64::from(self.clock_rate);
-        let expected = self.expected();
+        let expected = self.earlier.0 + self.expected();
+        let received = self.earlier.1 + self.received;
+        // Per source, so that one source's duplicates do not hide
+        // another's losses.
+        let lost = self.lost().max(0)
+            + i64::try_from(self.earlier.0.saturating_sub(self.earlier.1)).unwrap_or(i64::MAX);
         let loss_pct = if expected == 0 {
             0.0
         } else {
-            (self.lost().max(0) as f64 / expected as f64 * 100.0).min(100.0)
+            (lost as f64 / expected as f64 * 100.0).min(100.0)
         };
         let one_way_ms = self.round_trip.map_or(0.0, |rtt| rtt.as_secs_f64() * 500.0);
         StatsSummary {
-            packets: self.received,
-            lost: self.lost(),
+            packets: received,
+            lost,
             jitter_ms,
             mos: estimate_mos(self.codec, one_way_ms + 2.0 * jitter_ms, loss_pct),
         }
@@ -363,6 +383,27 @@ mod tests {
                 stats.update(SRC, s, ts, t0 + FRAME * u32::from(s))
             })
             .collect()
+    }
+
+    #[test]
+    fn the_summary_covers_every_source_and_duplicates_are_not_negative_loss() {
+        let t0 = Instant::now();
+        let mut stats = ReceiverStats::new(8000, MosCodec::G711);
+        let seqs: Vec<u16> = (1..=100).collect();
+        feed(&mut stats, t0, &seqs);
+        // A second source (DTMF played from another SSRC) with its end
+        // packet sent three times, the same sequence number each time.
+        for seq in [500u16, 501, 502, 503, 503, 503] {
+            stats.update(Ssrc(0xd7), seq, 0, t0);
+        }
+        let s = stats.summary();
+        assert_eq!(
+            s.packets,
+            100 + 6 - 2,
+            "probation packets of each source are not counted"
+        );
+        assert_eq!(s.lost, 0);
+        assert!(stats.lost() < 0, "per-source A.3 loss keeps its sign");
     }
 
     #[test]
