@@ -300,17 +300,16 @@ fn recording(rec: &Path) -> WavReader {
     wav
 }
 
-/// `key=value` of the first log line containing `needle`.
+/// `key=value` of the first log line containing `needle` and that key,
+/// without the quotes tracing puts around string values.
 fn log_field(log: &str, needle: &str, key: &str) -> Option<String> {
-    let line = log.lines().find(|l| l.contains(needle))?;
-    let start = line.find(&format!(" {key}="))? + key.len() + 2;
-    Some(
-        line[start..]
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_owned(),
-    )
+    let pat = format!(" {key}=");
+    let line = log
+        .lines()
+        .find(|l| l.contains(needle) && l.contains(&pat))?;
+    let start = line.find(&pat)? + pat.len();
+    let value = line[start..].split_whitespace().next().unwrap_or("");
+    Some(value.trim_matches('"').to_owned())
 }
 
 // ------------------------------------------------------------------- tests
@@ -639,4 +638,9 @@ fn log_field_reads_key_values() {
     );
     assert_eq!(log_field(log, "call ended", "mos"), None);
     assert_eq!(log_field(log, "dtmf digit", "digit"), None);
+    let quoted = "INFO dtmf digit received call=x digit=\"1\" source=rfc4733\n";
+    assert_eq!(
+        log_field(quoted, "dtmf digit", "digit").as_deref(),
+        Some("1")
+    );
 }
