@@ -338,8 +338,15 @@ fn sipp_plays_g711a_and_rfc4733_pcaps_to_the_echo_extension() {
         Some("rfc4733"),
         "{log}"
     );
-    // g711a.pcap holds 236 packets; the DTMF capture 10 (3 of them
-    // retransmitted end packets).
+    // g711a.pcap holds 236 packets: all must have been echoed.
+    let sent: u64 = log_field(&log, "call ended", "packets_sent")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no packets_sent in the call end line:\n{log}"));
+    assert!(sent >= 236, "packets_sent={sent}:\n{log}");
+    // The report covers the whole call: the audio capture (236 packets,
+    // one SSRC) and the DTMF capture (10 packets, another SSRC, its end
+    // packet sent three times with the same sequence number, which is not
+    // a loss and must not count as a negative one).
     let received: u64 = log_field(&log, "call ended", "packets_received")
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no packets_received in the call end line:\n{log}"));
