@@ -383,6 +383,7 @@ fn baresip_hears_its_1000_hz_tone_back_from_the_echo_extension() {
         "baresip heard too little of its 1000 Hz tone: {count:?}\n{}",
         gw.log()
     );
+    eprintln!("baresip heard back {count:?}");
     assert_eq!(count.seconds_of(1633.0), 0.0, "{count:?}");
     assert!(energy_share(&mono, heard.sample_rate(), 1633.0) < 0.01);
 }
@@ -425,6 +426,7 @@ fn baresip_hears_the_prompt_and_the_recording_has_each_leg_on_its_channel() {
     let right = channel(wav.samples(), 2, 1);
     let l = ToneCount::of(&left, RATE, &[440.0, 1633.0]);
     let r = ToneCount::of(&right, RATE, &[440.0, 1633.0]);
+    eprintln!("baresip heard {count:?}\nrecording left {l:?}\nrecording right {r:?}");
     assert!(l.seconds_of(440.0) >= 3.0, "left (caller): {l:?}");
     assert_eq!(
         l.seconds_of(1633.0),
@@ -480,6 +482,7 @@ fn echo_recording_channels_are_aligned() {
     // well under 200 ms (10 frames). A channel shifted by the set-up time
     // or by a whole buffer would agree far worse at every small lag.
     let (lag, agree) = best_lag(&left, &right, 20);
+    eprintln!("echo recording: right lags left by {lag} x 20 ms, agreement {agree:.3}");
     assert!(
         lag <= 10 && agree >= 0.9,
         "right channel lags the left by {lag} frames (20 ms each), agreement {agree:.2}"
@@ -506,6 +509,10 @@ fn recording_cut_by_sigkill_still_opens() {
 
     let wav = recording(rec.path());
     let seconds = wav.frames() as f64 / f64::from(RATE);
+    eprintln!(
+        "after SIGKILL: {seconds:.2} s, truncated={}",
+        wav.truncated()
+    );
     assert!(
         seconds >= 2.0,
         "only {seconds:.2} s survived the kill (truncated={})",
