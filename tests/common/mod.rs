@@ -169,6 +169,17 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// SIGKILL, as a crash or a power cut would: no shutdown code runs.
+    /// The temp dir (store, config) stays with `self`.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Drop for Gateway {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
