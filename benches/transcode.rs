@@ -14,6 +14,7 @@
 #![allow(clippy::expect_used)]
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use switchboard::media::codec::opus::OpusEncoder;
@@ -67,6 +68,42 @@ fn opus_payloads(sig: &[Vec<i16>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// CPU time this thread has used (user + system), from
+/// /proc/thread-self/stat in clock ticks (USER_HZ = 100 on Linux). On a
+/// shared build machine wall-clock figures include time other processes
+/// took from us; CPU time is what "calls per core" needs. None elsewhere.
+fn thread_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are
+    // fields 14 and 15 of the whole line, so 12 and 13 after it.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// Runs `call_second` until it has used 3 s of CPU (10 ms tick => 0.3 %)
+/// and prints the CPU time per call-second and the calls per core.
+fn report_cpu(name: &str, call_second: &mut impl FnMut()) {
+    let Some(start) = thread_cpu_time() else {
+        return;
+    };
+    let mut runs = 0u32;
+    let mut used = Duration::ZERO;
+    while used < Duration::from_secs(3) {
+        call_second();
+        runs += 1;
+        used = thread_cpu_time().map_or(used, |t| t.saturating_sub(start));
+    }
+    let per = used / runs;
+    eprintln!(
+        "{name}: {:.3} ms CPU per call-second over {runs} runs => {:.0} calls per core",
+        per.as_secs_f64() * 1e3,
+        1.0 / per.as_secs_f64()
+    );
+}
+
 fn bench_call_second(c: &mut Criterion) {
     let sig = signal(FRAMES);
     let pcmu_in = pcmu_payloads(&sig);
@@ -76,21 +113,23 @@ fn bench_call_second(c: &mut Criterion) {
     let mut opus_dec = AudioDecoder::new(Codec::Opus, 8000).expect("decoder");
     let mut pcmu_enc = AudioEncoder::new(Codec::Pcmu, 8000).expect("encoder");
     let (mut bus, mut payload) = (Vec::with_capacity(960), Vec::with_capacity(1500));
+    let mut call_second = || {
+        for (pcmu, opus) in pcmu_in.iter().zip(&opus_in) {
+            bus.clear();
+            payload.clear();
+            let _ = pcmu_dec.decode(black_box(pcmu), &mut bus);
+            let _ = opus_enc.encode(&bus, &mut payload);
+            black_box(&payload);
+            bus.clear();
+            payload.clear();
+            let _ = opus_dec.decode(black_box(opus), &mut bus);
+            let _ = pcmu_enc.encode(&bus, &mut payload);
+            black_box(&payload);
+        }
+    };
+    report_cpu("transcode call-second pcmu<->opus", &mut call_second);
     c.bench_function("transcode call-second pcmu<->opus", |b| {
-        b.iter(|| {
-            for (pcmu, opus) in pcmu_in.iter().zip(&opus_in) {
-                bus.clear();
-                payload.clear();
-                let _ = pcmu_dec.decode(black_box(pcmu), &mut bus);
-                let _ = opus_enc.encode(&bus, &mut payload);
-                black_box(&payload);
-                bus.clear();
-                payload.clear();
-                let _ = opus_dec.decode(black_box(opus), &mut bus);
-                let _ = pcmu_enc.encode(&bus, &mut payload);
-                black_box(&payload);
-            }
-        })
+        b.iter(&mut call_second)
     });
 }
 
@@ -139,21 +178,23 @@ fn bench_complexity(c: &mut Criterion) {
         let mut opus_dec = AudioDecoder::new(Codec::Opus, 8000).expect("decoder");
         let mut pcmu_enc = AudioEncoder::new(Codec::Pcmu, 8000).expect("encoder");
         let (mut bus, mut payload) = (Vec::with_capacity(960), Vec::with_capacity(1500));
+        let mut call_second = || {
+            for (pcmu, opus) in pcmu_in.iter().zip(&opus_in) {
+                bus.clear();
+                payload.clear();
+                let _ = pcmu_dec.decode(black_box(pcmu), &mut bus);
+                let _ = tx.encode(&bus, &mut payload);
+                black_box(&payload);
+                bus.clear();
+                payload.clear();
+                let _ = opus_dec.decode(black_box(opus), &mut bus);
+                let _ = pcmu_enc.encode(&bus, &mut payload);
+                black_box(&payload);
+            }
+        };
+        report_cpu(&format!("complexity {complexity}"), &mut call_second);
         group.bench_function(format!("complexity {complexity}"), |b| {
-            b.iter(|| {
-                for (pcmu, opus) in pcmu_in.iter().zip(&opus_in) {
-                    bus.clear();
-                    payload.clear();
-                    let _ = pcmu_dec.decode(black_box(pcmu), &mut bus);
-                    let _ = tx.encode(&bus, &mut payload);
-                    black_box(&payload);
-                    bus.clear();
-                    payload.clear();
-                    let _ = opus_dec.decode(black_box(opus), &mut bus);
-                    let _ = pcmu_enc.encode(&bus, &mut payload);
-                    black_box(&payload);
-                }
-            })
+            b.iter(&mut call_second)
         });
     }
     group.finish();
