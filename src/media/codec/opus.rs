@@ -38,13 +38,21 @@ pub const MAX_PACKET_SAMPLES: usize = 5760;
 /// frame is at most 1275 bytes; one frame per packet plus the TOC byte).
 pub const MAX_PAYLOAD_BYTES: usize = 1276;
 
-/// Encoder complexity (0..=10). Measured with `benches/transcode.rs` on
-/// the build machine, one call-second of PCMU<->Opus both ways: complexity
-/// 10 costs markedly more encoder time than 5 while a narrowband voice
-/// stream (SILK layer, what an 8 kHz G.711 leg feeds us) gains little
-/// audible quality; 5 keeps the 1 kHz tone round trip as clean (tests
-/// below) and leaves the most headroom over the 150 calls per core target.
-/// The figures are in the bench output and the commit that set this.
+/// Encoder complexity (0..=10), measured with `benches/transcode.rs`: one
+/// call-second of PCMU<->Opus both ways on the 8 kHz bus, thread CPU time
+/// on the 2-core build machine:
+///
+/// | complexity | CPU per call-second | calls per core | SNR, 2 s test signal |
+/// |-----------:|--------------------:|---------------:|---------------------:|
+/// |          5 |             3.67 ms |            273 |               7.7 dB |
+/// |         10 |             6.48 ms |            154 |               8.5 dB |
+///
+/// 10 would only just meet the 150 calls per core target with nothing
+/// left for RTP, jitter buffers and recording, and buys 0.8 dB of
+/// waveform SNR (a weak proxy for SILK, which does not match waveforms)
+/// on narrowband speech-like input; the 1 kHz tone round trips are as
+/// clean at 5 (tests in `audio`). So 5: the quality is kept and the
+/// throughput nearly doubles.
 pub const COMPLEXITY: u8 = 5;
 
 /// Why an Opus operation failed. libopus's own error is kept as the
