@@ -207,9 +207,9 @@ impl AudioDecoder {
             }
             DecoderKind::Opus(dec) => {
                 dec.conceal(needed, &mut self.scratch);
-                // libopus conceals in 2.5 ms steps; keep the resampler's
-                // input a whole number of output periods so later frames
-                // stay aligned.
+                // libopus conceals in 2.5 ms steps. The bus asks for whole
+                // 20 ms frames, which fit exactly; for any other length the
+                // caller's timing wins over the surplus, which is dropped.
                 self.scratch.truncate(needed);
             }
         }
