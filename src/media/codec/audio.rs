@@ -74,10 +74,13 @@ impl Law {
     }
 }
 
-fn codec_rate(codec: Codec) -> SampleRate {
+/// The rate the codec's coder runs at for a bus at `bus`: G.711 is 8 kHz
+/// by definition; libopus runs at the bus rate itself (see `opus`), so an
+/// Opus stream needs no resampler of ours.
+fn coder_rate(codec: Codec, bus: SampleRate) -> SampleRate {
     match codec {
         Codec::Pcmu | Codec::Pcma => SampleRate::Hz8000,
-        Codec::Opus => SampleRate::Hz48000,
+        Codec::Opus => bus,
     }
 }
 
@@ -119,11 +122,11 @@ impl AudioDecoder {
                 last: Vec::with_capacity(G711_FRAME),
                 concealed: 0,
             },
-            Codec::Opus => DecoderKind::Opus(Box::new(OpusDecoder::new()?)),
+            Codec::Opus => DecoderKind::Opus(Box::new(OpusDecoder::new(out)?)),
         };
         Ok(Self {
             kind,
-            resampler: Resampler::new(codec_rate(codec), out),
+            resampler: Resampler::new(coder_rate(codec, out), out),
             scratch: Vec::with_capacity(MAX_PACKET_SAMPLES),
         })
     }
@@ -204,9 +207,9 @@ impl AudioDecoder {
             }
             DecoderKind::Opus(dec) => {
                 dec.conceal(needed, &mut self.scratch);
-                // libopus conceals in 2.5 ms steps; keep the resampler's
-                // input a whole number of output periods so later frames
-                // stay aligned.
+                // libopus conceals in 2.5 ms steps. The bus asks for whole
+                // 20 ms frames, which fit exactly; for any other length the
+                // caller's timing wins over the surplus, which is dropped.
                 self.scratch.truncate(needed);
             }
         }
@@ -241,13 +244,13 @@ impl AudioEncoder {
             Codec::Pcma => EncoderKind::G711(Law::Alaw),
             Codec::Opus => EncoderKind::Opus(Box::new(OpusEncoder::new(input)?)),
         };
-        let rate = codec_rate(codec);
+        let rate = coder_rate(codec, input);
         Ok(Self {
             kind,
             resampler: Resampler::new(input, rate),
-            // RTP clock = codec rate for all three (RFC 3551 §4.5.14,
-            // RFC 7587 §4.1), so 20 ms is one frame at that rate.
-            frame_ticks: rate.hz() / 50,
+            // 20 ms on the RTP clock: 8 kHz for G.711 (RFC 3551 §4.5.14),
+            // always 48 kHz for Opus (RFC 7587 §4.1).
+            frame_ticks: codec.clock_rate() / 50,
             scratch: Vec::with_capacity(rate.samples_per_20ms()),
         })
     }

@@ -1,6 +1,12 @@
 //! Opus (RFC 6716) through libopus, framed the way RFC 7587 carries it in
 //! RTP: 48 kHz clock, one Opus packet per RTP payload.
 //!
+//! libopus runs at the media bus rate (8, 16 or 48 kHz) rather than always
+//! at 48 kHz: RFC 7587 §4.1 fixes the RTP clock at 48 kHz whatever rate the
+//! decoder outputs, and libopus resamples internally far more cheaply than
+//! a 48 kHz round trip through our own FIR would (measured: it halved the
+//! cost of a transcoded call, see `benches/transcode.rs`).
+//!
 //! We always encode mono: RFC 7587 §7 makes the SDP say `opus/48000/2`
 //! whatever is sent, and §3.4 lets a sender send mono to a stereo-capable
 //! receiver. Decoding is mono too: a stereo packet is downmixed by libopus,
@@ -23,25 +29,30 @@ use super::SampleRate;
 /// Opus's RTP clock and the rate we run libopus at (RFC 7587 §4.1: the
 /// RTP clock is always 48 kHz, whatever the coded bandwidth).
 pub const OPUS_RATE: u32 = 48_000;
-/// One 20 ms frame at 48 kHz: what we encode per packet and the RTP
-/// timestamp step.
-pub const FRAME_SAMPLES: usize = 960;
-/// Longest audio one Opus packet may carry: 120 ms (RFC 6716 §3.2.5).
+/// One 20 ms frame on the 48 kHz RTP clock: the RTP timestamp step.
+pub const FRAME_TICKS: u32 = 960;
+/// Longest audio one Opus packet may carry, at 48 kHz: 120 ms
+/// (RFC 6716 §3.2.5).
 pub const MAX_PACKET_SAMPLES: usize = 5760;
 /// Largest payload libopus produces for one frame (RFC 6716 §3.2.1: a
 /// frame is at most 1275 bytes; one frame per packet plus the TOC byte).
 pub const MAX_PAYLOAD_BYTES: usize = 1276;
-/// Samples in one 2.5 ms step at 48 kHz: concealment must be asked for in
-/// multiples of the shortest Opus frame.
-const PLC_STEP: usize = 120;
 
-/// Encoder complexity (0..=10). Measured with `benches/transcode.rs` on
-/// the build machine, one call-second of PCMU<->Opus both ways: complexity
-/// 10 costs markedly more encoder time than 5 while a narrowband voice
-/// stream (SILK layer, what an 8 kHz G.711 leg feeds us) gains little
-/// audible quality; 5 keeps the 1 kHz tone round trip as clean (tests
-/// below) and leaves the most headroom over the 150 calls per core target.
-/// The figures are in the bench output and the commit that set this.
+/// Encoder complexity (0..=10), measured with `benches/transcode.rs`: one
+/// call-second of PCMU<->Opus both ways on the 8 kHz bus, thread CPU time
+/// on the 2-core build machine:
+///
+/// | complexity | CPU per call-second | calls per core | SNR, 2 s test signal |
+/// |-----------:|--------------------:|---------------:|---------------------:|
+/// |          5 |             3.67 ms |            273 |               7.7 dB |
+/// |         10 |             6.48 ms |            154 |               8.5 dB |
+///
+/// 10 would only just meet the 150 calls per core target with nothing
+/// left for RTP, jitter buffers and recording, and buys 0.8 dB of
+/// waveform SNR (a weak proxy for SILK, which does not match waveforms)
+/// on narrowband speech-like input; the 1 kHz tone round trips are as
+/// clean at 5 (tests in `audio`). So 5: the quality is kept and the
+/// throughput nearly doubles.
 pub const COMPLEXITY: u8 = 5;
 
 /// Why an Opus operation failed. libopus's own error is kept as the
@@ -68,7 +79,7 @@ pub enum OpusError {
     /// libopus rejected the packet body while decoding.
     #[error("Opus packet could not be decoded")]
     Decode(#[source] audiopus::Error),
-    /// Encoding expects exactly one 20 ms frame at 48 kHz.
+    /// Encoding expects exactly one 20 ms frame at the coder's rate.
     #[error("Opus encoder needs {expected} samples, got {got}")]
     FrameLength {
         /// Samples one frame must have.
@@ -120,10 +131,12 @@ pub fn packet_samples(packet: &[u8]) -> Result<usize, OpusError> {
     Ok(samples)
 }
 
-/// A mono Opus encoder producing one packet per 20 ms frame at 48 kHz.
+/// A mono Opus encoder producing one packet per 20 ms frame.
 pub struct OpusEncoder {
     inner: Encoder,
     buf: Box<[u8; MAX_PAYLOAD_BYTES]>,
+    /// Samples per 20 ms at the input rate.
+    frame: usize,
 }
 
 impl std::fmt::Debug for OpusEncoder {
@@ -133,32 +146,28 @@ impl std::fmt::Debug for OpusEncoder {
 }
 
 impl OpusEncoder {
-    /// An encoder at [`COMPLEXITY`] for audio whose content came from
-    /// `content_rate` (e.g. 8 kHz for a G.711 leg).
-    pub fn new(content_rate: SampleRate) -> Result<Self, OpusError> {
-        Self::with_complexity(content_rate, COMPLEXITY)
+    /// An encoder at [`COMPLEXITY`] fed PCM at `rate` (e.g. 8 kHz, the
+    /// bus rate, for a call bridged to a G.711 leg).
+    pub fn new(rate: SampleRate) -> Result<Self, OpusError> {
+        Self::with_complexity(rate, COMPLEXITY)
     }
 
     /// As [`OpusEncoder::new`] with an explicit complexity (0..=10); the
     /// bench uses it to compare settings.
     ///
-    /// Nothing above `content_rate / 2` exists in the signal, so the coded
+    /// Nothing above `rate / 2` exists in the signal, so the coded
     /// bandwidth is capped there and the bitrate set at the top of RFC 7587
     /// §3.1.1's recommended range for that bandwidth (NB 8–12, WB 16–20,
     /// FB 28–40 kbit/s for speech): spending bits or CPU on empty bands
     /// would only cost throughput.
-    pub fn with_complexity(content_rate: SampleRate, complexity: u8) -> Result<Self, OpusError> {
-        let mut inner = Encoder::new(
-            audiopus::SampleRate::Hz48000,
-            Channels::Mono,
-            Application::Voip,
-        )
-        .map_err(OpusError::Setup)?;
-        let (bandwidth, bitrate) = match content_rate {
-            SampleRate::Hz8000 => (Bandwidth::Narrowband, 12_000),
-            SampleRate::Hz16000 => (Bandwidth::Wideband, 20_000),
-            SampleRate::Hz48000 => (Bandwidth::Fullband, 40_000),
+    pub fn with_complexity(rate: SampleRate, complexity: u8) -> Result<Self, OpusError> {
+        let (api_rate, bandwidth, bitrate) = match rate {
+            SampleRate::Hz8000 => (audiopus::SampleRate::Hz8000, Bandwidth::Narrowband, 12_000),
+            SampleRate::Hz16000 => (audiopus::SampleRate::Hz16000, Bandwidth::Wideband, 20_000),
+            SampleRate::Hz48000 => (audiopus::SampleRate::Hz48000, Bandwidth::Fullband, 40_000),
         };
+        let mut inner =
+            Encoder::new(api_rate, Channels::Mono, Application::Voip).map_err(OpusError::Setup)?;
         inner.set_complexity(complexity).map_err(OpusError::Setup)?;
         inner
             .set_max_bandwidth(bandwidth)
@@ -173,15 +182,16 @@ impl OpusEncoder {
         Ok(Self {
             inner,
             buf: Box::new([0; MAX_PAYLOAD_BYTES]),
+            frame: rate.samples_per_20ms(),
         })
     }
 
-    /// Encodes one 20 ms frame ([`FRAME_SAMPLES`] at 48 kHz), appending the
-    /// packet to `out`; returns its length.
+    /// Encodes one 20 ms frame (160, 320 or 960 samples by rate),
+    /// appending the packet to `out`; returns its length.
     pub fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<usize, OpusError> {
-        if pcm.len() != FRAME_SAMPLES {
+        if pcm.len() != self.frame {
             return Err(OpusError::FrameLength {
-                expected: FRAME_SAMPLES,
+                expected: self.frame,
                 got: pcm.len(),
             });
         }
@@ -200,9 +210,11 @@ impl OpusEncoder {
     }
 }
 
-/// A mono Opus decoder at 48 kHz with packet loss concealment.
+/// A mono Opus decoder with packet loss concealment.
 pub struct OpusDecoder {
     inner: Decoder,
+    /// 48 kHz samples per output sample (1, 3 or 6).
+    ratio: usize,
     /// Decode scratch sized for the longest packet, so decoding never
     /// allocates and never writes past what a packet may carry.
     buf: Box<[i16; MAX_PACKET_SAMPLES]>,
@@ -215,20 +227,28 @@ impl std::fmt::Debug for OpusDecoder {
 }
 
 impl OpusDecoder {
-    /// A mono decoder at 48 kHz.
-    pub fn new() -> Result<Self, OpusError> {
-        let inner = Decoder::new(audiopus::SampleRate::Hz48000, Channels::Mono)
-            .map_err(OpusError::Setup)?;
+    /// A mono decoder producing PCM at `rate`.
+    pub fn new(rate: SampleRate) -> Result<Self, OpusError> {
+        let api_rate = match rate {
+            SampleRate::Hz8000 => audiopus::SampleRate::Hz8000,
+            SampleRate::Hz16000 => audiopus::SampleRate::Hz16000,
+            SampleRate::Hz48000 => audiopus::SampleRate::Hz48000,
+        };
+        let inner = Decoder::new(api_rate, Channels::Mono).map_err(OpusError::Setup)?;
         Ok(Self {
             inner,
+            ratio: (OPUS_RATE / rate.hz()) as usize,
             buf: Box::new([0; MAX_PACKET_SAMPLES]),
         })
     }
 
     /// Decodes one packet of any legal duration (2.5–120 ms), appending
-    /// the 48 kHz samples to `out`; returns how many were appended.
+    /// the samples (at the decoder's rate) to `out`; returns how many were
+    /// appended.
     pub fn decode(&mut self, packet: &[u8], out: &mut Vec<i16>) -> Result<usize, OpusError> {
-        let announced = packet_samples(packet)?;
+        // Every legal duration is a multiple of 2.5 ms, so this divides
+        // exactly at 8, 16 and 48 kHz.
+        let announced = packet_samples(packet)? / self.ratio;
         // Give libopus exactly the announced length: it then cannot write
         // more, and a body that disagrees with its header is an error.
         let dest = &mut self.buf[..announced];
@@ -241,19 +261,21 @@ impl OpusDecoder {
         Ok(n)
     }
 
-    /// Appends at least `samples` of concealment (48 kHz) to `out`,
+    /// Appends at least `samples` of concealment (decoder rate) to `out`,
     /// rounded up to the 2.5 ms step libopus conceals in; returns how many
     /// were appended. libopus extrapolates from the last packet and fades
     /// to silence over repeated losses (RFC 6716 §4.4). Should libopus fail
     /// (it does not for a valid length) the gap is filled with silence so
     /// the caller's timing holds.
     pub fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) -> usize {
-        let total = samples.div_ceil(PLC_STEP) * PLC_STEP;
+        // 2.5 ms, the shortest Opus frame, at the decoder's rate.
+        let step = 120 / self.ratio;
+        let total = samples.div_ceil(step) * step;
         let mut left = total;
         while left > 0 {
-            // One Opus frame at most per call (libopus caps PLC at 120 ms;
-            // 20 ms steps match what a real stream would have sent).
-            let chunk = left.min(FRAME_SAMPLES);
+            // 20 ms per call at most: libopus caps PLC at 120 ms, and 20 ms
+            // is what a real stream would have sent.
+            let chunk = left.min(8 * step);
             let dest = &mut self.buf[..chunk];
             match self.inner.decode(None::<&[u8]>, dest, false) {
                 Ok(n) if n == chunk => out.extend_from_slice(&self.buf[..chunk]),
@@ -276,7 +298,7 @@ mod tests {
         let mut g = ToneGenerator::new(freq, 8000, OPUS_RATE);
         (0..frames)
             .map(|_| {
-                let mut f = vec![0; FRAME_SAMPLES];
+                let mut f = vec![0; 960];
                 g.fill(&mut f);
                 f
             })
@@ -316,16 +338,16 @@ mod tests {
     #[test]
     fn encoder_emits_20ms_packets_the_decoder_reads_back() {
         let mut enc = OpusEncoder::new(SampleRate::Hz48000).unwrap();
-        let mut dec = OpusDecoder::new().unwrap();
+        let mut dec = OpusDecoder::new(SampleRate::Hz48000).unwrap();
         for frame in tone_frames(1000.0, 10) {
             let mut pkt = Vec::new();
             let n = enc.encode(&frame, &mut pkt).unwrap();
             assert_eq!(n, pkt.len());
             assert!(n > 1 && n <= MAX_PAYLOAD_BYTES);
-            assert_eq!(packet_samples(&pkt).unwrap(), FRAME_SAMPLES);
+            assert_eq!(packet_samples(&pkt).unwrap(), 960);
             let mut pcm = Vec::new();
-            assert_eq!(dec.decode(&pkt, &mut pcm).unwrap(), FRAME_SAMPLES);
-            assert_eq!(pcm.len(), FRAME_SAMPLES);
+            assert_eq!(dec.decode(&pkt, &mut pcm).unwrap(), 960);
+            assert_eq!(pcm.len(), 960);
         }
     }
 
@@ -336,7 +358,7 @@ mod tests {
         assert_eq!(
             enc.encode(&[0; 480], &mut out),
             Err(OpusError::FrameLength {
-                expected: 960,
+                expected: 160,
                 got: 480
             })
         );
@@ -345,18 +367,38 @@ mod tests {
 
     #[test]
     fn conceal_rounds_up_to_2_5ms_and_appends_exactly_that() {
-        let mut dec = OpusDecoder::new().unwrap();
+        let mut dec = OpusDecoder::new(SampleRate::Hz48000).unwrap();
         let mut out = Vec::new();
         assert_eq!(dec.conceal(960, &mut out), 960);
         assert_eq!(dec.conceal(100, &mut out), 120);
         assert_eq!(dec.conceal(2000, &mut out), 2040);
         assert_eq!(out.len(), 960 + 120 + 2040);
         assert_eq!(dec.conceal(0, &mut out), 0);
+        let mut dec = OpusDecoder::new(SampleRate::Hz8000).unwrap();
+        assert_eq!(dec.conceal(7, &mut out), 20);
+        assert_eq!(dec.conceal(400, &mut out), 400);
+    }
+
+    #[test]
+    fn decoder_at_8k_reads_packet_duration_from_the_toc() {
+        // A 60 ms packet from a 48 kHz encoder is 480 samples at 8 kHz.
+        let mut enc = OpusEncoder::new(SampleRate::Hz48000).unwrap();
+        let mut dec = OpusDecoder::new(SampleRate::Hz8000).unwrap();
+        let mut pkt = Vec::new();
+        enc.encode(&tone_frames(1000.0, 1)[0], &mut pkt).unwrap();
+        let mut pcm = Vec::new();
+        assert_eq!(dec.decode(&pkt, &mut pcm).unwrap(), 160);
+        // Repacketise as code 1 (two equal frames, RFC 6716 §3.2.2).
+        let mut two = vec![pkt[0] | 1];
+        two.extend_from_slice(&pkt[1..]);
+        two.extend_from_slice(&pkt[1..]);
+        assert_eq!(dec.decode(&two, &mut pcm).unwrap(), 320);
+        assert_eq!(pcm.len(), 480);
     }
 
     #[test]
     fn garbage_body_with_valid_header_is_an_error_not_a_panic() {
-        let mut dec = OpusDecoder::new().unwrap();
+        let mut dec = OpusDecoder::new(SampleRate::Hz48000).unwrap();
         let mut out = Vec::new();
         // Code 2 (two frames, explicit length) whose length byte points
         // past the end: RFC 6716 §3.2.4 makes this invalid.
@@ -371,7 +413,7 @@ mod tests {
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
-            let mut dec = OpusDecoder::new().unwrap();
+            let mut dec = OpusDecoder::new(SampleRate::Hz8000).unwrap();
             let mut out = Vec::new();
             match dec.decode(&bytes, &mut out) {
                 Ok(n) => {
