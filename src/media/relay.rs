@@ -691,6 +691,7 @@ pub fn fuzz_relay(data: &[u8]) {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::media::rtp::rtcp::ReportBlock;
     use crate::media::rtp::RtpHeader;
     use proptest::prelude::*;
 
@@ -732,6 +733,89 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn rtcp_reports_and_round_trip() {
+        let t0 = Instant::now();
+        let mut r = relay(t0);
+        let ntp0: u64 = 0xE000_0000_0000_0000;
+        // Nothing known about the caller yet: an RR without report blocks,
+        // to the SDP's RTCP address.
+        let sdp_rtcp: SocketAddr = ([192, 168, 1, 20], 40_001).into();
+        let (rr, to) = r
+            .rtcp_report(t0, ntp0, LegId::Caller, b"sb@test", Some(sdp_rtcp))
+            .unwrap();
+        assert_eq!(to, sdp_rtcp);
+        match &parse_compound(&rr).unwrap()[..] {
+            [RtcpPacket::ReceiverReport(rr), RtcpPacket::SourceDescription(sdes)] => {
+                assert_eq!(rr.ssrc, OUR_TO_CALLER);
+                assert!(rr.reports.is_empty());
+                assert_eq!(sdes[0].cname(), Some(&b"sb@test"[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The agent talks, the caller hears it: our next report to the
+        // caller is an SR counting what we sent, with a block about the
+        // caller's stream.
+        for i in 0..10u16 {
+            let now = ms(t0, 20 * u64::from(i));
+            let mut b = pkt(0x1111, 100 + i, 160 * u32::from(i));
+            r.on_rtp(now, LegId::Caller, addr(CALLER_NAT), &mut b);
+            let mut b = pkt(0x2222, 500 + i, 160 * u32::from(i));
+            assert!(r.on_rtp(now, LegId::Agent, addr(AGENT), &mut b).is_some());
+        }
+        let t1 = ms(t0, 5000);
+        let ntp1 = ntp0 + (5u64 << 32);
+        let (sr, _) = r
+            .rtcp_report(t1, ntp1, LegId::Caller, b"sb@test", Some(sdp_rtcp))
+            .unwrap();
+        let lsr = match &parse_compound(&sr).unwrap()[0] {
+            RtcpPacket::SenderReport(sr) => {
+                assert_eq!(sr.ssrc, OUR_TO_CALLER);
+                assert_eq!(sr.packet_count, 10);
+                assert_eq!(sr.octet_count, 10 * 160);
+                assert_eq!(sr.reports[0].ssrc, Ssrc(0x1111));
+                (sr.ntp_timestamp >> 16) as u32
+            }
+            other => panic!("{other:?}"),
+        };
+        // The caller's RR about our stream arrives 60 ms later having held
+        // it 20 ms: a 40 ms round trip. Its source is now where reports go.
+        let mut back = Vec::new();
+        let block = ReportBlock {
+            ssrc: OUR_TO_CALLER,
+            fraction_lost: 0,
+            cumulative_lost: 0,
+            highest_seq: 509,
+            jitter: 0,
+            last_sr: lsr,
+            delay_since_last_sr: 65_536 / 50,
+        };
+        write_compound(
+            &[RtcpPacket::ReceiverReport(ReceiverReport {
+                ssrc: Ssrc(0x1111),
+                reports: vec![block],
+            })],
+            &mut back,
+        )
+        .unwrap();
+        let rtcp_from: SocketAddr = ([203, 0, 113, 7], 61_235).into();
+        let arrival = ntp1 + (u64::from(u32::MAX) / 1000 * 60);
+        assert!(r.on_rtcp(ms(t1, 60), arrival, LegId::Caller, rtcp_from, &back));
+        assert!(!r.on_rtcp(ms(t1, 60), arrival, LegId::Caller, rtcp_from, b"junk"));
+        let (_, to) = r
+            .rtcp_report(
+                ms(t1, 5000),
+                arrival,
+                LegId::Caller,
+                b"sb@test",
+                Some(sdp_rtcp),
+            )
+            .unwrap();
+        assert_eq!(to, rtcp_from);
+        let rtt = r.stats(LegId::Caller).round_trip_ms.unwrap();
+        assert!((rtt - 40.0).abs() < 0.5, "{rtt}");
     }
 
     fn pkt(ssrc: u32, seq: u16, ts: u32) -> Vec<u8> {

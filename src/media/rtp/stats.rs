@@ -67,6 +67,8 @@ pub struct StatsSummary {
     pub jitter_ms: f64,
     /// Estimated MOS, see [`ReceiverStats::summary`].
     pub mos: f64,
+    /// Round trip from RTCP (RFC 3550 §6.4.1), when measured.
+    pub round_trip_ms: Option<f64>,
 }
 
 /// Statistics about the packets received from one source.
@@ -345,6 +347,7 @@ impl ReceiverStats {
             lost,
             jitter_ms,
             mos: estimate_mos(self.codec, one_way_ms + 2.0 * jitter_ms, loss_pct),
+            round_trip_ms: self.round_trip.map(|rtt| rtt.as_secs_f64() * 1000.0),
         }
     }
 }

@@ -642,6 +642,7 @@ fn log_call_end(call: &Call, report: &LegReport) {
         lost = report.stats.lost,
         jitter_ms = format!("{:.1}", report.stats.jitter_ms),
         mos = format!("{:.2}", report.stats.mos),
+        rtt_ms = report.stats.round_trip_ms.map(|r| format!("{r:.1}")).unwrap_or_default(),
         dtmf = %call.digits,
         "call ended"
     );
