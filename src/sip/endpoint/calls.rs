@@ -26,7 +26,8 @@ use crate::media::record::{rfc3339_utc, RecordingMeta};
 use crate::media::relay::LegId;
 use crate::media::rtp::Ssrc;
 use crate::media::sdp::{
-    answer, Direction, LocalMedia, Negotiated, NegotiationError, Preferences, SessionDescription,
+    accept_answer, answer, make_offer, Answer, Direction, LocalMedia, Negotiated, NegotiationError,
+    Preferences, SessionDescription,
 };
 use crate::media::session::{Feed, LegSetup, SessionId};
 
@@ -57,13 +58,26 @@ struct Call {
     /// Our last SDP (answers to re-INVITEs keep its session id and bump
     /// its version, RFC 3264 §8).
     local_sdp: SessionDescription,
-    negotiated: Negotiated,
+    /// `None` until the ACK brings the answer to our offer.
+    negotiated: Option<Negotiated>,
     digits: String,
     /// A room's first caller waits here until its partner dials in.
     room: Option<String>,
     /// The call's counterpart in the session, if any.
     partner: Option<DialogId>,
     ended: bool,
+    /// What to start once the media is negotiated.
+    start: Option<PendingStart>,
+}
+
+/// A call answered but whose media waits for the SDP answer in the ACK.
+#[derive(Debug)]
+struct PendingStart {
+    extension: TestExtension,
+    room: String,
+    dialled: String,
+    caller: String,
+    wall: SystemTime,
 }
 
 /// The calls and the media resources they hold.
@@ -197,11 +211,13 @@ impl Endpoint {
         let Some(settings) = self.calls.settings.clone() else {
             return self.reply(request, 480);
         };
-        // An INVITE without an offer wants ours in the 200 and its answer
-        // in the ACK; every phone we serve offers, so that is left out.
-        let offer = match SessionDescription::parse_bytes(&request.body) {
-            Ok(offer) if !request.body.is_empty() => offer,
-            _ => return self.not_acceptable(request, None),
+        let offer = if request.body.is_empty() {
+            None
+        } else {
+            match SessionDescription::parse_bytes(&request.body) {
+                Ok(offer) => Some(offer),
+                Err(_) => return self.not_acceptable(request, None),
+            }
         };
         let Some(ports) = self.calls.ports.as_mut().and_then(PortAllocator::allocate) else {
             warn!("no RTP port pair free: call refused");
@@ -218,19 +234,24 @@ impl Endpoint {
             ptime: None,
             rtcp_mux: false,
         };
-        let answered = answer(&offer, &local, &settings.preferences);
-        let (sdp, negotiated) = match answered {
-            Ok(a) => match a.negotiated {
-                Some(n) => (a.sdp, n),
-                None => {
+        let (sdp, negotiated) = match &offer {
+            // RFC 3261 §13.2.1: an INVITE without an offer gets ours in the
+            // 2xx, and the answer comes in the ACK.
+            None => (make_offer(&local, &settings.preferences), None),
+            Some(offer) => match answer(offer, &local, &settings.preferences) {
+                Ok(Answer {
+                    sdp,
+                    negotiated: Some(n),
+                }) => (sdp, Some(n)),
+                Ok(_) => {
                     self.release(ports);
                     return self.not_acceptable(request, Some(&NegotiationError::NoAudio));
                 }
+                Err(e) => {
+                    self.release(ports);
+                    return self.not_acceptable(request, Some(&e));
+                }
             },
-            Err(e) => {
-                self.release(ports);
-                return self.not_acceptable(request, Some(&e));
-            }
         };
         let mut response = self.reply(request, 200);
         let contact = SipUri::new(self.local_host(source))
@@ -259,46 +280,121 @@ impl Endpoint {
                 return self.reply(request, 500);
             }
         };
+        let call_id = request.headers.call_id.to_string();
+        info!(
+            call = %call_id,
+            extension = %extension.extension,
+            codec = negotiated.as_ref().map_or("(offer sent)", |n| n.codec.encoding_name()),
+            "test call answered"
+        );
+        let caller = request
+            .headers
+            .from
+            .uri
+            .as_sip()
+            .and_then(|u| u.user.clone())
+            .unwrap_or_default();
+        self.calls.calls.insert(
+            dialog_id.clone(),
+            Call {
+                // Given when the media starts.
+                session: SessionId(0),
+                leg: LegId::Caller,
+                call_id,
+                flow: source.clone(),
+                ports,
+                local_sdp: sdp,
+                negotiated: None,
+                digits: String::new(),
+                room: None,
+                partner: None,
+                ended: false,
+                start: Some(PendingStart {
+                    extension: extension.clone(),
+                    room,
+                    dialled: dialled.to_owned(),
+                    caller,
+                    wall,
+                }),
+            },
+        );
+        if let Some(n) = negotiated {
+            self.start_media(&dialog_id, n);
+        }
+        response
+    }
 
+    /// The ACK of our 2xx: for an INVITE without an offer it carries the
+    /// answer to ours (RFC 3264 §5); without one, the call cannot go on
+    /// and is hung up (RFC 3261 §13.3.1.4).
+    pub(super) fn call_ack(&mut self, now: Instant, id: &DialogId, request: &Request) {
+        let Some(call) = self.calls.calls.get(id) else {
+            return;
+        };
+        if call.negotiated.is_some() || call.ended {
+            return;
+        }
+        let accepted = SessionDescription::parse_bytes(&request.body)
+            .map_err(|_| NegotiationError::NoAudio)
+            .and_then(|answer| accept_answer(&call.local_sdp, &answer));
+        match accepted {
+            Ok(n) if !request.body.is_empty() => self.start_media(id, n),
+            _ => {
+                warn!(call = %call.call_id, "the ACK carried no usable answer to our offer");
+                self.hang_up(now, id, "no SDP answer");
+            }
+        }
+    }
+
+    /// The call's media starts: its leg joins a new session, or the session
+    /// of the partner waiting in its room.
+    fn start_media(&mut self, id: &DialogId, negotiated: Negotiated) {
+        let Some(start) = self.calls.calls.get_mut(id).and_then(|c| c.start.take()) else {
+            return;
+        };
+        let settings = self.calls.settings.clone();
+        let extension = &start.extension;
         // A room's second caller joins the first one's session.
         let partner = (extension.action == TestAction::Pair)
-            .then(|| self.calls.rooms.remove(&room))
+            .then(|| self.calls.rooms.remove(&start.room))
             .flatten()
             .filter(|d| self.calls.calls.get(d).is_some_and(|c| !c.ended));
-        let (session, leg) = match &partner {
-            Some(first) => match self.calls.calls.get(first) {
-                Some(c) => (c.session, LegId::Agent),
-                None => (self.new_session(), LegId::Caller),
-            },
+        let joined = partner
+            .as_ref()
+            .and_then(|first| self.calls.calls.get(first))
+            .map(|c| c.session);
+        let (session, leg) = match joined {
+            Some(session) => (session, LegId::Agent),
             None => (self.new_session(), LegId::Caller),
         };
         let feed = match &extension.action {
             TestAction::Echo => Feed::Echo,
-            TestAction::Prompt(path) => match settings.prompts.get(path) {
+            TestAction::Prompt(path) => match settings.as_ref().and_then(|s| s.prompts.get(path)) {
                 Some(p) => Feed::Play(Player::new(
                     vec![PlayItem::Prompt(p.clone()), PlayItem::Silence(PROMPT_GAP)],
                     true,
                 )),
                 None => Feed::Silence,
             },
-            TestAction::Pair if partner.is_some() => Feed::Other,
+            TestAction::Pair if joined.is_some() => Feed::Other,
             TestAction::Pair => Feed::Silence,
         };
-        let call_id = request.headers.call_id.to_string();
-        info!(
-            call = %call_id,
-            extension = %extension.extension,
-            %session,
-            codec = negotiated.codec.encoding_name(),
-            "test call answered"
-        );
+        let Some(call) = self.calls.calls.get_mut(id) else {
+            return;
+        };
+        call.session = session;
+        call.leg = leg;
+        call.partner = partner.clone();
+        let call_id = call.call_id.clone();
+        info!(call = %call_id, %session, codec = negotiated.codec.encoding_name(), "media started");
         self.outputs.push_back(Output::Media(MediaCommand::OpenLeg {
             session,
             leg,
-            ports,
+            ports: call.ports,
             setup: leg_setup(&negotiated),
             feed,
         }));
+        call.negotiated = Some(negotiated);
         if let Some(first) = &partner {
             self.outputs.push_back(Output::Media(MediaCommand::SetFeed {
                 session,
@@ -306,33 +402,31 @@ impl Endpoint {
                 feed: Feed::Other,
             }));
             if let Some(c) = self.calls.calls.get_mut(first) {
-                c.partner = Some(dialog_id.clone());
+                c.partner = Some(id.clone());
                 c.room = None;
+            }
+        } else if extension.action == TestAction::Pair {
+            self.calls.rooms.insert(start.room.clone(), id.clone());
+            if let Some(c) = self.calls.calls.get_mut(id) {
+                c.room = Some(start.room.clone());
             }
         }
         if extension.record && leg == LegId::Caller {
-            let stamp = rfc3339_utc(wall);
+            let stamp = rfc3339_utc(start.wall);
             let day: String = stamp
                 .chars()
                 .take(10)
                 .filter(char::is_ascii_digit)
                 .collect();
             let path = PathBuf::from(day).join(format!("{}-{session}.wav", file_safe(&call_id)));
-            let caller = request
-                .headers
-                .from
-                .uri
-                .as_sip()
-                .and_then(|u| u.user.clone())
-                .unwrap_or_default();
             self.outputs
                 .push_back(Output::Media(MediaCommand::StartRecording {
                     session,
                     path,
                     meta: RecordingMeta {
-                        call_id: call_id.clone(),
-                        caller,
-                        callee: dialled.to_owned(),
+                        call_id,
+                        caller: start.caller,
+                        callee: start.dialled,
                         started: stamp,
                         left: "caller".to_owned(),
                         right: match extension.action {
@@ -342,29 +436,7 @@ impl Endpoint {
                     },
                 }));
         }
-        let waiting_room =
-            (extension.action == TestAction::Pair && partner.is_none()).then_some(room);
-        if let Some(room) = &waiting_room {
-            self.calls.rooms.insert(room.clone(), dialog_id.clone());
-        }
-        self.calls.by_leg.insert((session, leg), dialog_id.clone());
-        self.calls.calls.insert(
-            dialog_id,
-            Call {
-                session,
-                leg,
-                call_id,
-                flow: source.clone(),
-                ports,
-                local_sdp: sdp,
-                negotiated,
-                digits: String::new(),
-                room: waiting_room,
-                partner,
-                ended: false,
-            },
-        );
-        response
+        self.calls.by_leg.insert((session, leg), id.clone());
     }
 
     fn new_session(&mut self) -> SessionId {
@@ -447,7 +519,7 @@ impl Endpoint {
             rtcp_mux: false,
         };
         let (sdp, negotiated) = match answer(&offer, &local, &settings.preferences) {
-            Ok(crate::media::sdp::Answer {
+            Ok(Answer {
                 sdp,
                 negotiated: Some(n),
             }) => (sdp, n),
@@ -455,12 +527,12 @@ impl Endpoint {
             // RFC 3264 §8: a refused re-offer leaves the session as it was.
             Err(e) => return self.not_acceptable(request, Some(&e)),
         };
-        let (session, leg) = (call.session, call.leg);
-        let mut setup = leg_setup(&negotiated);
-        if negotiated.codec == call.negotiated.codec {
-            // The same stream goes on: keep its numbering (RFC 3550 §5.1).
-            setup.our_ssrc = Ssrc(0);
+        if call.negotiated.is_none() {
+            // RFC 3261 §14.2: our offer is still unanswered.
+            return self.reply(request, 491);
         }
+        let (session, leg) = (call.session, call.leg);
+        let setup = leg_setup(&negotiated);
         info!(call = %call.call_id, direction = negotiated.direction.as_str(), "media renegotiated");
         self.outputs
             .push_back(Output::Media(MediaCommand::UpdateLeg {
@@ -470,7 +542,7 @@ impl Endpoint {
             }));
         if let Some(c) = self.calls.calls.get_mut(id) {
             c.local_sdp = sdp.clone();
-            c.negotiated = negotiated;
+            c.negotiated = Some(negotiated);
         }
         let mut r = self.reply(request, 200);
         r.headers.push(HeaderName::ContentType, "application/sdp");
@@ -538,7 +610,14 @@ impl Endpoint {
 
     /// We end the call: BYE to the caller (RFC 3261 §15.1.1), media closed.
     fn hang_up(&mut self, now: Instant, id: &DialogId, why: &str) {
-        let Some(flow) = self.calls.calls.get(id).map(|c| c.flow.clone()) else {
+        // A call already ending (its BYE is being answered) needs no BYE.
+        let Some(flow) = self
+            .calls
+            .calls
+            .get(id)
+            .filter(|c| !c.ended)
+            .map(|c| c.flow.clone())
+        else {
             return;
         };
         let mut via = Via::new(

@@ -57,10 +57,14 @@ impl Endpoint {
     }
 
     /// The ACK of a 2xx belongs to the dialog, not to a transaction (§13.2.2.4).
-    pub(super) fn in_dialog_ack(&mut self, request: &Request) {
-        if let Some(dialog) = self.dialogs.match_request(request) {
-            // A stray or late ACK changes nothing worth an answer.
-            let _ = dialog.receive_request(request);
+    pub(super) fn in_dialog_ack(&mut self, now: Instant, request: &Request) {
+        let Some(dialog) = self.dialogs.match_request(request) else {
+            return;
+        };
+        // A stray or late ACK changes nothing worth an answer.
+        if dialog.receive_request(request).is_ok() {
+            let id = dialog.id().clone();
+            self.call_ack(now, &id, request);
         }
     }
 }

@@ -5,6 +5,8 @@
 //! `(now, input)` and never touches a socket or a clock.
 
 mod calls;
+#[cfg(test)]
+mod calls_tests;
 mod ids;
 mod in_dialog;
 mod qualify;
@@ -425,7 +427,7 @@ impl Endpoint {
             TxEvent::TransportError {
                 tx: super::transaction::TxId::Client(tx),
             } => self.client_event(now, tx, ClientOutcome::TransportError),
-            TxEvent::Ack { request, .. } => self.in_dialog_ack(&request),
+            TxEvent::Ack { request, .. } => self.in_dialog_ack(now, &request),
             _ => {}
         }
     }

@@ -11,7 +11,7 @@ use crate::sip::registrar::RegistrarConfig;
 use crate::sip::transaction::TimerConfig;
 use crate::sip::transport::Transport;
 
-fn config() -> EndpointConfig {
+pub(super) fn config() -> EndpointConfig {
     EndpointConfig {
         domain: "127.0.0.1".into(),
         user_agent: "Switchboard/test".into(),
@@ -55,7 +55,7 @@ fn config() -> EndpointConfig {
     }
 }
 
-fn flow(port: u16) -> Flow {
+pub(super) fn flow(port: u16) -> Flow {
     Flow {
         transport: Transport::Udp,
         local: "127.0.0.1:5060".parse().unwrap(),
