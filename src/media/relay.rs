@@ -74,8 +74,9 @@ pub enum Direction {
 }
 
 impl Direction {
-    /// Whether the relay forwards the other leg's media to this leg.
-    fn receives(self) -> bool {
+    /// Whether the leg takes media from us (RFC 3264 §5.1: not when it
+    /// declared itself sendonly or inactive).
+    pub fn receives(self) -> bool {
         matches!(self, Self::SendRecv | Self::SendOnly)
     }
 

@@ -479,7 +479,7 @@ impl Session {
                 view.payload().to_vec(),
             );
         }
-        let echo = matches!(media.feed, Feed::Echo);
+        let echo = matches!(media.feed, Feed::Echo) && self.relay.direction(leg).receives();
         for d in digits {
             self.events.push_back(SessionEvent::Digit {
                 leg,
@@ -579,6 +579,9 @@ impl Session {
         let mut played_to_caller = None;
         for leg in [LegId::Caller, LegId::Agent] {
             let transcode = self.transcodes_into(leg);
+            // RFC 3264 §5.1: nothing goes to a leg that holds us (it said
+            // sendonly or inactive); its playlist moves on regardless.
+            let listens = self.relay.direction(leg).receives();
             let Some(media) = self.legs[index(leg)].as_mut() else {
                 continue;
             };
@@ -611,7 +614,7 @@ impl Session {
                     packets.push(p);
                 }
             }
-            if let Some(pcm) = pcm {
+            if let (Some(pcm), true) = (pcm, listens) {
                 if let Some(p) = media.generator.audio(pt, &pcm) {
                     packets.push(p);
                 }
@@ -814,6 +817,32 @@ mod tests {
         let fwd = s.on_rtp(t0, LegId::Caller, nat, &mut p).unwrap();
         assert_eq!((fwd.leg, fwd.to), (LegId::Caller, nat));
         assert_eq!(RtpPacket::parse(&p[..]).unwrap().ssrc(), Ssrc(7));
+    }
+
+    #[test]
+    fn a_leg_that_holds_us_is_sent_nothing() {
+        let t0 = Instant::now();
+        let mut held = setup(Codec::Pcmu, 0, CALLER, 7);
+        // Our SDP says recvonly: the phone sends (its music), hears nothing.
+        held.direction = sdp::Direction::RecvOnly;
+        let mut s = Session::new(t0, SessionId(1), config(), held.clone()).unwrap();
+        s.set_feed(LegId::Caller, Feed::Echo).unwrap();
+        let mut phone = Phone::new(Codec::Pcmu, 0, 1000.0, 0xabc);
+        let mut p = phone.packet();
+        assert!(s.on_rtp(t0, LegId::Caller, CALLER.into(), &mut p).is_none());
+        let prompt = Prompt::from_samples("beep", vec![1000; 1600]);
+        s.set_feed(
+            LegId::Caller,
+            Feed::Play(Player::new(vec![PlayItem::Prompt(prompt)], true)),
+        )
+        .unwrap();
+        s.on_tick(t0, FrameIndex(0));
+        assert!(s.poll_transmit().is_none());
+        // Resumed (sendrecv again): the prompt is heard.
+        held.direction = sdp::Direction::SendRecv;
+        s.update(t0, LegId::Caller, held).unwrap();
+        s.on_tick(t0 + FRAME, FrameIndex(1));
+        assert!(s.poll_transmit().is_some());
     }
 
     #[test]
