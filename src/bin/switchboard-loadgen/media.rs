@@ -438,11 +438,16 @@ struct SendLeg {
     remote: SocketAddr,
     seq: u32,
     sent: u64,
+    /// The tick the leg's first packet was due in.
+    first_tick: u64,
 }
 
 #[derive(Default)]
 struct SenderReport {
     sent: Vec<(LegId, u64)>,
+    /// Packets due by the stop (one per tick since each leg joined): more
+    /// than were sent means this generator could not keep the pace.
+    due: u64,
     slots: u64,
     /// Slots that started more than 2 ms after their deadline.
     late_slots: u64,
@@ -484,16 +489,22 @@ fn sender(
                 l.seq = l.seq.wrapping_add(1);
             }
         }
+        tick += 1;
         // New legs join at a tick boundary.
-        while let Ok(l) = legs.try_recv() {
+        while let Ok(mut l) = legs.try_recv() {
+            l.first_tick = tick;
             let slot = slot_of(l.leg) as usize;
             if let Some(v) = by_slot.get_mut(slot) {
                 v.push(l);
             }
         }
-        tick += 1;
     }
     report.sent = by_slot.iter().flatten().map(|l| (l.leg, l.sent)).collect();
+    report.due = by_slot
+        .iter()
+        .flatten()
+        .map(|l| tick.saturating_sub(l.first_tick))
+        .sum();
     report
 }
 
@@ -1102,6 +1113,7 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
                 remote: media.addr,
                 seq: 0,
                 sent: 0,
+                first_tick: 0,
             };
             // A closed channel means the thread is gone; the join reports it.
             let _ = to_senders[leg.index() % to_senders.len()].send(send);
@@ -1139,6 +1151,7 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
     send_stop.store(true, Ordering::Release);
     let mut sent: BTreeMap<LegId, u64> = BTreeMap::new();
     let (mut late_slots, mut slots, mut max_late, mut send_errors) = (0, 0, Duration::ZERO, 0);
+    let mut due = 0;
     for h in senders {
         let r = h.join().map_err(|_| MediaError::Panicked)?;
         sent.extend(r.sent);
@@ -1146,6 +1159,7 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
         slots += r.slots;
         max_late = max_late.max(r.max_late);
         send_errors += r.send_errors;
+        due += r.due;
     }
     // Let what is in flight arrive rather than guess how much it is.
     let drain = Instant::now();
@@ -1242,8 +1256,10 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
     } else {
         println!("  transcoded: payloads are not preserved, so loss is counted per gateway port (capped at what was sent) and latency is not measured");
     }
-    println!("  generator pacing: {late_slots} of {slots} send slots more than 2 ms late, worst {:.2} ms",
-        max_late.as_secs_f64() * 1e3);
+    println!("  generator pacing: sent {} of {due} packets due ({:.2} %); {late_slots} of {slots} send slots more than 2 ms late, worst {:.2} ms{}",
+        totals.sent, if due == 0 { 100.0 } else { totals.sent as f64 * 100.0 / due as f64 },
+        max_late.as_secs_f64() * 1e3,
+        if totals.sent + due / 1000 < due { " -- GENERATOR OVERLOADED: the offered load is below the nominal" } else { "" });
     println!("  teardown: {} BYEs answered 2xx, {} failed or unanswered, {} BYEs from the gateway during the run",
         sip.stats.bye_ok, sip.stats.bye_failed, sip.stats.remote_byes);
     println!(
@@ -1417,6 +1433,7 @@ a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
             remote: "127.0.0.1:9".parse().unwrap(),
             seq: 3,
             sent: 0,
+            first_tick: 0,
         };
         let mut buf = [0u8; 1500];
         let len = build_packet(epoch, &l, &[], &mut buf).unwrap();
