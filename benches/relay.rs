@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use switchboard::media::relay::{LegConfig, LegId, Relay, RelayConfig};
-use switchboard::media::rtp::{RtpHeader, Ssrc};
+use switchboard::media::rtp::{MosCodec, RtpHeader, Ssrc};
 
 fn on_rtp_one_packet(c: &mut Criterion) {
     let t0 = Instant::now();
@@ -27,10 +27,12 @@ fn on_rtp_one_packet(c: &mut Criterion) {
         initial_ts: 98_765,
         payload_type_out: 0,
         telephone_event_pt: Some(101),
+        clock_rate: 8000,
+        codec: MosCodec::G711,
     };
     let Ok(mut relay) = Relay::new(
         t0,
-        RelayConfig::g711(Duration::from_secs(30)),
+        RelayConfig::new(Duration::from_secs(30)),
         [leg(caller, 0x5eed_0001), leg(agent, 0x5eed_0002)],
     ) else {
         return;

@@ -21,8 +21,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use types::{
-    AgentId, Did, DidError, Extension, IpNetwork, IpNetworkError, NameError, QueueName, Secret,
-    TrunkName, MAX_DID_DIGITS, MAX_NAME_LEN,
+    AgentId, Did, DidError, Extension, FeatureCode, IpNetwork, IpNetworkError, NameError,
+    QueueName, Secret, TrunkName, MAX_DID_DIGITS, MAX_NAME_LEN,
 };
 
 /// Default path of the configuration file, relative to the working directory.
@@ -88,6 +88,12 @@ pub struct Config {
     pub trunks: Vec<Trunk>,
     /// `[[queues]]`: call queues, in file order.
     pub queues: Vec<Queue>,
+    /// `[media]`: RTP ports, codecs, media threads, sounds.
+    pub media: MediaConfig,
+    /// `[recording]`: where call recordings go.
+    pub recording: RecordingConfig,
+    /// `[[test_extensions]]`: echo, prompt and pair numbers for checking audio.
+    pub test_extensions: Vec<TestExtension>,
     /// `[api]`: the HTTP management API.
     pub api: ApiConfig,
 }
@@ -453,3 +459,57 @@ impl ApiRole {
 
 #[cfg(test)]
 mod tests;
+
+/// `[media]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaConfig {
+    /// `media.address`: where RTP sockets bind, and the address in our SDP.
+    pub address: std::net::IpAddr,
+    /// `media.rtp_port_min` ..= `media.rtp_port_max`: RTP/RTCP port pairs.
+    pub rtp_ports: std::ops::RangeInclusive<u16>,
+    /// `media.codecs`: what we answer with, in preference order.
+    pub codecs: Vec<crate::media::sdp::Codec>,
+    /// `media.dead_after_secs`: RTP silence before a call is hung up
+    /// (`None`: never).
+    pub dead_after: Option<Duration>,
+    /// `media.workers`: media threads (0: one per core).
+    pub workers: usize,
+    /// `media.sounds_dir`: where prompt names are looked up.
+    pub sounds_dir: PathBuf,
+}
+
+/// `[recording]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingConfig {
+    /// `recording.dir`: one stereo WAV and one JSON sidecar per call.
+    pub dir: PathBuf,
+}
+
+/// What a test extension does (`test_extensions[].action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TestActionKind {
+    Echo,
+    Prompt,
+    Pair,
+}
+
+/// A number agents dial to check their audio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestExtension {
+    pub extension: FeatureCode,
+    pub action: TestAction,
+    /// Record the call (caller left, what the gateway sends or the paired
+    /// caller right).
+    pub record: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestAction {
+    /// The caller hears itself.
+    Echo,
+    /// The caller hears this WAV in a loop.
+    Prompt(PathBuf),
+    /// `<extension><room digits>`: two callers of one room hear each other.
+    Pair,
+}

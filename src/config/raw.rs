@@ -34,6 +34,40 @@ pub(super) struct RawConfig {
     pub queues: Vec<RawQueue>,
     #[serde(default)]
     pub api: RawApi,
+    #[serde(default)]
+    pub media: RawMedia,
+    #[serde(default)]
+    pub recording: RawRecording,
+    #[serde(default)]
+    pub test_extensions: Vec<RawTestExtension>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMedia {
+    pub address: Option<std::net::IpAddr>,
+    pub rtp_port_min: Option<u16>,
+    pub rtp_port_max: Option<u16>,
+    pub codecs: Option<Vec<String>>,
+    pub dead_after_secs: Option<u64>,
+    pub workers: Option<usize>,
+    pub sounds_dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRecording {
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTestExtension {
+    pub extension: String,
+    pub action: super::TestActionKind,
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub record: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -419,3 +419,46 @@ mod tests {
         ));
     }
 }
+
+/// A feature code dialled from a phone (`*43`, `*21`): 1 to 16 of the keys
+/// a keypad has, `0-9`, `*` and `#`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FeatureCode(String);
+
+impl FeatureCode {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a feature code was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeatureCodeError {
+    #[error("must be 1 to 16 characters")]
+    Length,
+    #[error("only the keypad keys 0-9, '*' and '#' are allowed")]
+    Character,
+}
+
+impl FromStr for FeatureCode {
+    type Err = FeatureCodeError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.is_empty() || text.len() > 16 {
+            return Err(FeatureCodeError::Length);
+        }
+        if !text
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+        {
+            return Err(FeatureCodeError::Character);
+        }
+        Ok(FeatureCode(text.to_owned()))
+    }
+}
+
+impl fmt::Display for FeatureCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -10,13 +10,14 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::raw::{
-    ApiRoleName, RawAgent, RawApi, RawAuth, RawConfig, RawLog, RawQueue, RawRegistrar, RawSip,
-    RawStorage, RawTrunk, RawTrunkRegister,
+    ApiRoleName, RawAgent, RawApi, RawAuth, RawConfig, RawLog, RawMedia, RawQueue, RawRecording,
+    RawRegistrar, RawSip, RawStorage, RawTestExtension, RawTrunk, RawTrunkRegister,
 };
 use super::{
     Agent, AgentId, ApiConfig, ApiRole, ApiToken, AuthConfig, Config, ConfigError, DialPermission,
-    Did, DigestAlgorithm, Extension, ListenAddr, LogConfig, LogFormat, Queue, QueueName,
-    RegistrarConfig, Secret, SipConfig, SipTimers, StorageConfig, Transport, Trunk, TrunkName,
+    Did, DigestAlgorithm, Extension, FeatureCode, ListenAddr, LogConfig, LogFormat, MediaConfig,
+    Queue, QueueName, RecordingConfig, RegistrarConfig, Secret, SipConfig, SipTimers,
+    StorageConfig, TestAction, TestActionKind, TestExtension, Transport, Trunk, TrunkName,
     TrunkRegistration,
 };
 
@@ -45,6 +46,12 @@ const DEFAULT_MAX_FAILURES: u32 = 5;
 const DEFAULT_FAILURE_WINDOW_SECS: u64 = 60;
 const DEFAULT_BLOCK_SECS: u64 = 300;
 const DEFAULT_STORAGE_PATH: &str = "var/switchboard.db";
+const DEFAULT_RTP_PORT_MIN: u16 = 20_000;
+const DEFAULT_RTP_PORT_MAX: u16 = 29_999;
+const DEFAULT_CODECS: [&str; 3] = ["PCMU", "PCMA", "opus"];
+const DEFAULT_DEAD_AFTER_SECS: u64 = 30;
+const DEFAULT_SOUNDS_DIR: &str = "config/sounds";
+const DEFAULT_RECORDING_DIR: &str = "var/recordings";
 const DEFAULT_API_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 const DEFAULT_REGISTER_EXPIRES_SECS: u32 = 3600;
 
@@ -107,7 +114,13 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let trunks = trunks(raw.trunks)?;
     let queues = queues(raw.queues, &agents)?;
     let api = api(raw.api, &agents, &sip)?;
+    let media = media(raw.media, &sip)?;
+    let recording = recording(raw.recording)?;
+    let test_extensions = test_extensions(raw.test_extensions, &media, &agents, &queues)?;
     Ok(Config {
+        media,
+        recording,
+        test_extensions,
         log,
         sip,
         registrar,
@@ -699,4 +712,160 @@ fn api(raw: RawApi, agents: &[Agent], sip: &SipConfig) -> Result<ApiConfig, Conf
         });
     }
     Ok(ApiConfig { listen, tokens })
+}
+
+fn media(raw: RawMedia, sip: &SipConfig) -> Result<MediaConfig, ConfigError> {
+    let address = match raw.address {
+        Some(ip) if ip.is_unspecified() || ip.is_multicast() => {
+            return Err(invalid(
+                "media.address",
+                "must be a unicast address that peers can send RTP to (it goes into SDP)",
+            ))
+        }
+        Some(ip) => ip,
+        None => sip
+            .listen
+            .iter()
+            .map(|l| l.address.ip())
+            .find(|ip| !ip.is_unspecified())
+            .ok_or_else(|| {
+                invalid(
+                    "media.address",
+                    "required when every sip.listen address is a wildcard (0.0.0.0 or ::)",
+                )
+            })?,
+    };
+    let min = raw.rtp_port_min.unwrap_or(DEFAULT_RTP_PORT_MIN);
+    let max = raw.rtp_port_max.unwrap_or(DEFAULT_RTP_PORT_MAX);
+    if min > max {
+        return Err(invalid(
+            "media.rtp_port_max",
+            format!("{max} is below media.rtp_port_min ({min})"),
+        ));
+    }
+    if let Err(e) = crate::media::ports::PortAllocator::new(min..=max) {
+        return Err(invalid("media.rtp_port_min", e));
+    }
+    let names: Vec<String> = raw
+        .codecs
+        .unwrap_or_else(|| DEFAULT_CODECS.iter().map(|c| (*c).to_owned()).collect());
+    if names.is_empty() {
+        return Err(invalid("media.codecs", "must name at least one codec"));
+    }
+    let mut codecs = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let codec = match name.to_ascii_lowercase().as_str() {
+            "pcmu" => crate::media::sdp::Codec::Pcmu,
+            "pcma" => crate::media::sdp::Codec::Pcma,
+            "opus" => crate::media::sdp::Codec::Opus,
+            _ => {
+                return Err(invalid(
+                    format!("media.codecs[{i}]"),
+                    format!("{name:?} is not one of \"PCMU\", \"PCMA\", \"opus\""),
+                ))
+            }
+        };
+        if codecs.contains(&codec) {
+            return Err(invalid(
+                format!("media.codecs[{i}]"),
+                format!("{name} is listed twice"),
+            ));
+        }
+        codecs.push(codec);
+    }
+    let dead = raw.dead_after_secs.unwrap_or(DEFAULT_DEAD_AFTER_SECS);
+    let sounds_dir = raw
+        .sounds_dir
+        .unwrap_or_else(|| DEFAULT_SOUNDS_DIR.to_owned());
+    if sounds_dir.is_empty() {
+        return Err(invalid("media.sounds_dir", "must not be empty"));
+    }
+    Ok(MediaConfig {
+        address,
+        rtp_ports: min..=max,
+        codecs,
+        dead_after: (dead > 0).then(|| Duration::from_secs(dead)),
+        workers: raw.workers.unwrap_or(0),
+        sounds_dir: PathBuf::from(sounds_dir),
+    })
+}
+
+fn recording(raw: RawRecording) -> Result<RecordingConfig, ConfigError> {
+    let dir = raw.dir.unwrap_or_else(|| DEFAULT_RECORDING_DIR.to_owned());
+    if dir.is_empty() {
+        return Err(invalid("recording.dir", "must not be empty"));
+    }
+    Ok(RecordingConfig {
+        dir: PathBuf::from(dir),
+    })
+}
+
+fn test_extensions(
+    raw: Vec<RawTestExtension>,
+    media: &MediaConfig,
+    agents: &[Agent],
+    queues: &[Queue],
+) -> Result<Vec<TestExtension>, ConfigError> {
+    let mut out: Vec<TestExtension> = Vec::with_capacity(raw.len());
+    for (i, t) in raw.into_iter().enumerate() {
+        let key = format!("test_extensions[{i}].extension");
+        let extension: FeatureCode = parse(&key, &t.extension)?;
+        let taken = agents.iter().any(|a| a.id.as_str() == extension.as_str())
+            || queues.iter().any(|q| {
+                q.extension
+                    .as_ref()
+                    .is_some_and(|e| e.as_str() == extension.as_str())
+                    || q.dids.iter().any(|d| d.as_str() == extension.as_str())
+            });
+        if taken {
+            return Err(invalid(
+                key,
+                format!("{extension} is already an agent, queue or DID"),
+            ));
+        }
+        if let Some(j) = out.iter().position(|o| {
+            o.extension.as_str().starts_with(extension.as_str())
+                || extension.as_str().starts_with(o.extension.as_str())
+        }) {
+            return Err(invalid(
+                key,
+                format!(
+                    "{extension} overlaps test_extensions[{j}] ({}): one would hide the other",
+                    out[j].extension
+                ),
+            ));
+        }
+        let prompt_key = format!("test_extensions[{i}].prompt");
+        let action = match (t.action, t.prompt) {
+            (TestActionKind::Prompt, Some(p)) => {
+                if p.is_empty() {
+                    return Err(invalid(prompt_key, "must not be empty"));
+                }
+                let path = if p.ends_with(".wav") {
+                    PathBuf::from(&p)
+                } else {
+                    media.sounds_dir.join(format!("{p}.wav"))
+                };
+                if !path.is_file() {
+                    return Err(invalid(
+                        prompt_key,
+                        format!("{} is not a file", path.display()),
+                    ));
+                }
+                TestAction::Prompt(path)
+            }
+            (TestActionKind::Prompt, None) => {
+                return Err(invalid(prompt_key, "required when action = \"prompt\""))
+            }
+            (_, Some(_)) => return Err(invalid(prompt_key, "only for action = \"prompt\"")),
+            (TestActionKind::Echo, None) => TestAction::Echo,
+            (TestActionKind::Pair, None) => TestAction::Pair,
+        };
+        out.push(TestExtension {
+            extension,
+            action,
+            record: t.record,
+        });
+    }
+    Ok(out)
 }

@@ -86,22 +86,16 @@ impl Direction {
 pub struct RelayConfig {
     /// A leg silent this long (while it should be sending) is reported dead.
     pub dead_after: Duration,
-    /// RTP timestamp rate of the relayed payload format (8000 for G.711).
-    pub clock_rate: u32,
-    /// Codec for the MOS estimate in [`Relay::stats`].
-    pub codec: MosCodec,
     /// Consecutive packets, same SSRC, from a new address needed to move a
     /// latched leg there (values below 1 count as 1).
     pub relatch_after: u8,
 }
 
 impl RelayConfig {
-    /// Defaults for G.711: 8 kHz, re-latch after 3 packets.
-    pub fn g711(dead_after: Duration) -> Self {
+    /// Re-latch after 3 packets.
+    pub fn new(dead_after: Duration) -> Self {
         Self {
             dead_after,
-            clock_rate: 8000,
-            codec: MosCodec::G711,
             relatch_after: 3,
         }
     }
@@ -125,6 +119,11 @@ pub struct LegConfig {
     /// DTMF), if any. Events from the other leg are renumbered to it, not
     /// to `payload_type_out`, and dropped if this leg has none.
     pub telephone_event_pt: Option<u8>,
+    /// RTP timestamp rate of this leg's payload format (8000 for G.711,
+    /// 48000 for Opus): legs differ when the call is transcoded.
+    pub clock_rate: u32,
+    /// Codec for the MOS estimate in [`Relay::stats`].
+    pub codec: MosCodec,
 }
 
 /// Why a relay cannot be built from the given configuration.
@@ -139,6 +138,13 @@ pub enum RelayConfigError {
 pub struct Forward {
     pub leg: LegId,
     pub to: SocketAddr,
+}
+
+/// A packet [`Relay::accept`] took from a leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    /// It is an RFC 4733 telephone-event, not audio.
+    pub is_event: bool,
 }
 
 /// Reported by [`Relay::handle_timeout`].
@@ -196,6 +202,37 @@ struct Leg {
 }
 
 impl Leg {
+    fn new(
+        now: Instant,
+        config: &RelayConfig,
+        id: LegId,
+        c: LegConfig,
+    ) -> Result<Leg, RelayConfigError> {
+        for pt in [Some(c.payload_type_out), c.telephone_event_pt]
+            .into_iter()
+            .flatten()
+        {
+            if pt > 0x7f {
+                return Err(RelayConfigError::InvalidPayloadType {
+                    leg: id,
+                    payload_type: pt,
+                });
+            }
+        }
+        Ok(Leg {
+            expected_remote: c.expected_remote,
+            latched: None,
+            candidate: None,
+            payload_type_out: c.payload_type_out,
+            telephone_event_pt: c.telephone_event_pt,
+            direction: Direction::SendRecv,
+            rewriter: SourceRewriter::new(c.our_ssrc, c.clock_rate, c.initial_seq, c.initial_ts),
+            stats: ReceiverStats::new(c.clock_rate, c.codec),
+            dead: DeadStream::new(config.dead_after, now),
+            counters: LegCounters::default(),
+        })
+    }
+
     fn destination(&self) -> Option<SocketAddr> {
         self.latched.or(self.expected_remote)
     }
@@ -238,7 +275,7 @@ impl Leg {
 #[derive(Debug, Clone)]
 pub struct Relay {
     legs: [Leg; 2],
-    relatch_after: u8,
+    config: RelayConfig,
 }
 
 impl Relay {
@@ -250,40 +287,49 @@ impl Relay {
         legs: [LegConfig; 2],
     ) -> Result<Self, RelayConfigError> {
         let [caller, agent] = legs;
-        let build = |id: LegId, c: LegConfig| -> Result<Leg, RelayConfigError> {
-            for pt in [Some(c.payload_type_out), c.telephone_event_pt]
-                .into_iter()
-                .flatten()
-            {
-                if pt > 0x7f {
-                    return Err(RelayConfigError::InvalidPayloadType {
-                        leg: id,
-                        payload_type: pt,
-                    });
-                }
-            }
-            Ok(Leg {
-                expected_remote: c.expected_remote,
-                latched: None,
-                candidate: None,
-                payload_type_out: c.payload_type_out,
-                telephone_event_pt: c.telephone_event_pt,
-                direction: Direction::SendRecv,
-                rewriter: SourceRewriter::new(
-                    c.our_ssrc,
-                    config.clock_rate,
-                    c.initial_seq,
-                    c.initial_ts,
-                ),
-                stats: ReceiverStats::new(config.clock_rate, config.codec),
-                dead: DeadStream::new(config.dead_after, now),
-                counters: LegCounters::default(),
-            })
-        };
         Ok(Self {
-            legs: [build(LegId::Caller, caller)?, build(LegId::Agent, agent)?],
-            relatch_after: config.relatch_after.max(1),
+            legs: [
+                Leg::new(now, &config, LegId::Caller, caller)?,
+                Leg::new(now, &config, LegId::Agent, agent)?,
+            ],
+            config,
         })
+    }
+
+    /// A relay whose agent leg is not there yet (a caller hearing a prompt,
+    /// music or its own echo): packets from the caller have nowhere to go
+    /// until [`Self::attach`] brings the other leg.
+    pub fn single(
+        now: Instant,
+        config: RelayConfig,
+        caller: LegConfig,
+    ) -> Result<Self, RelayConfigError> {
+        let absent = LegConfig {
+            expected_remote: None,
+            ..caller
+        };
+        let mut relay = Self::new(now, config, [caller, absent])?;
+        relay.legs[LegId::Agent.index()].direction = Direction::Inactive;
+        relay.legs[LegId::Agent.index()].dead.pause();
+        Ok(relay)
+    }
+
+    /// Sets up `leg` afresh (the agent answering, or a leg replaced by a
+    /// transfer): new latching, statistics and outgoing numbering.
+    pub fn attach(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        config: LegConfig,
+    ) -> Result<(), RelayConfigError> {
+        self.legs[leg.index()] = Leg::new(now, &self.config, leg, config)?;
+        Ok(())
+    }
+
+    /// Changes where `leg` is expected to be (a re-INVITE moved it), keeping
+    /// its latching: a latched leg follows its packets, not its SDP.
+    pub fn set_expected_remote(&mut self, leg: LegId, remote: Option<SocketAddr>) {
+        self.leg_mut(leg).expected_remote = remote;
     }
 
     fn leg(&self, id: LegId) -> &Leg {
@@ -297,7 +343,8 @@ impl Relay {
     /// One datagram arrived on `leg`'s socket from `from`. On `Some`, the
     /// packet has been rewritten in place for the returned leg and must be
     /// sent to the returned address; on `None` it is dropped (the reason is
-    /// counted in [`Self::counters`]).
+    /// counted in [`Self::counters`]). [`Self::accept`] then
+    /// [`Self::forward`], for callers that look at the packet in between.
     pub fn on_rtp(
         &mut self,
         now: Instant,
@@ -305,7 +352,21 @@ impl Relay {
         from: SocketAddr,
         packet: &mut [u8],
     ) -> Option<Forward> {
-        let relatch_after = self.relatch_after;
+        let accepted = self.accept(now, leg, from, packet)?;
+        self.forward(now, leg, accepted, packet)
+    }
+
+    /// The receiving half of [`Self::on_rtp`]: checks the datagram is RTP
+    /// from the leg's (possibly new) latched source and accounts it in the
+    /// leg's statistics and dead-stream detector. `None` when dropped.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        from: SocketAddr,
+        packet: &[u8],
+    ) -> Option<Accepted> {
+        let relatch_after = self.config.relatch_after.max(1);
         let rx = self.leg_mut(leg);
         // RFC 5761 §4: with rtcp-mux, a second byte whose low 7 bits are
         // 64..=95 is RTCP (types 192..=223), not RTP with the marker set.
@@ -315,7 +376,7 @@ impl Relay {
                 return None;
             }
         }
-        let Ok(mut p) = RtpPacket::parse(packet) else {
+        let Ok(p) = RtpPacket::parse(packet) else {
             rx.counters.malformed += 1;
             return None;
         };
@@ -327,9 +388,21 @@ impl Relay {
         rx.counters.accepted += 1;
         rx.stats.update(ssrc, p.sequence(), p.timestamp(), now);
         rx.dead.on_packet(now);
-        let forward_from_rx = rx.direction.sends();
-        let is_event = rx.telephone_event_pt == Some(p.payload_type());
+        Some(Accepted {
+            is_event: rx.telephone_event_pt == Some(p.payload_type()),
+        })
+    }
 
+    /// The sending half of [`Self::on_rtp`]: rewrites an accepted packet
+    /// from `leg` in place for the other leg, if the directions let it pass.
+    pub fn forward(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        accepted: Accepted,
+        packet: &mut [u8],
+    ) -> Option<Forward> {
+        let forward_from_rx = self.leg(leg).direction.sends();
         let out = leg.other();
         let tx = self.leg(out);
         let Some(to) = tx.destination() else {
@@ -340,7 +413,7 @@ impl Relay {
             self.leg_mut(leg).counters.held += 1;
             return None;
         }
-        let pt_out = if is_event {
+        let pt_out = if accepted.is_event {
             match tx.telephone_event_pt {
                 Some(pt) => pt,
                 None => {
@@ -351,6 +424,8 @@ impl Relay {
         } else {
             tx.payload_type_out
         };
+        // `accept` parsed the same bytes.
+        let mut p = RtpPacket::parse(packet).ok()?;
         let tx = self.leg_mut(out);
         // RFC 4733 §2.1: events share the audio's SSRC and timestamp clock,
         // so the same rewriter keeps both continuous.
@@ -450,10 +525,12 @@ pub fn fuzz_relay(data: &[u8]) {
         initial_ts: 1,
         payload_type_out: pt,
         telephone_event_pt: Some(101),
+        clock_rate: 8000,
+        codec: MosCodec::G711,
     };
     let Ok(mut relay) = Relay::new(
         t0,
-        RelayConfig::g711(Duration::from_secs(5)),
+        RelayConfig::new(Duration::from_secs(5)),
         [leg(7, 0), leg(8, 8)],
     ) else {
         return;
@@ -498,7 +575,7 @@ mod tests {
     fn relay(t0: Instant) -> Relay {
         Relay::new(
             t0,
-            RelayConfig::g711(Duration::from_secs(5)),
+            RelayConfig::new(Duration::from_secs(5)),
             [
                 LegConfig {
                     expected_remote: Some(addr(CALLER_SDP)),
@@ -507,6 +584,8 @@ mod tests {
                     initial_ts: 50_000,
                     payload_type_out: 0,
                     telephone_event_pt: Some(101),
+                    clock_rate: 8000,
+                    codec: MosCodec::G711,
                 },
                 LegConfig {
                     expected_remote: Some(addr(AGENT)),
@@ -515,6 +594,8 @@ mod tests {
                     initial_ts: 7_000_000,
                     payload_type_out: 96,
                     telephone_event_pt: Some(110),
+                    clock_rate: 8000,
+                    codec: MosCodec::G711,
                 },
             ],
         )
@@ -631,9 +712,11 @@ mod tests {
             initial_ts: 0,
             payload_type_out: 0,
             telephone_event_pt: None,
+            clock_rate: 8000,
+            codec: MosCodec::G711,
         }; 2];
         cfg[1].our_ssrc = Ssrc(2);
-        let mut r = Relay::new(t0, RelayConfig::g711(Duration::from_secs(5)), cfg).unwrap();
+        let mut r = Relay::new(t0, RelayConfig::new(Duration::from_secs(5)), cfg).unwrap();
         let mut b = pkt(0x2222, 1, 0);
         assert_eq!(r.on_rtp(t0, LegId::Agent, addr(AGENT), &mut b), None);
         assert_eq!(r.counters(LegId::Agent).no_destination, 1);
@@ -858,12 +941,14 @@ mod tests {
             initial_ts: 0,
             payload_type_out: 0,
             telephone_event_pt: None,
+            clock_rate: 8000,
+            codec: MosCodec::G711,
         };
         let bad = LegConfig {
             payload_type_out: 128,
             ..leg
         };
-        let err = Relay::new(t0, RelayConfig::g711(Duration::from_secs(1)), [leg, bad]);
+        let err = Relay::new(t0, RelayConfig::new(Duration::from_secs(1)), [leg, bad]);
         assert_eq!(
             err.err(),
             Some(RelayConfigError::InvalidPayloadType {

@@ -2,14 +2,22 @@
 //! the SIP endpoint on one task that owns it. Tokio tasks here only own
 //! sockets and timers and pump the sans-IO cores.
 
+pub mod media;
 mod persist;
 
-use std::time::{Instant, SystemTime};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, TestAction};
+use crate::media::control::MediaEvent;
+use crate::media::jitter::JitterConfig;
+use crate::media::player::Prompt;
+use crate::media::record::RecorderConfig;
+use crate::media::session::SessionConfig;
 use crate::net::{ListenSpec, NetError, NetEvent, NetLimits, Network, Outbound};
 use crate::sip::endpoint::{Endpoint, EndpointConfig, Input, Output};
 use crate::sip::flow::Flow;
@@ -26,6 +34,12 @@ pub enum ServerError {
     Auth(#[from] crate::sip::auth::ConfigError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("media: {0}")]
+    Media(#[from] media::MediaRuntimeError),
+    #[error("recordings: {0}")]
+    Recorder(#[from] crate::media::record::RecordError),
+    #[error("test_extensions: {0}")]
+    Prompt(#[from] crate::media::player::PromptError),
 }
 
 /// Runs the gateway until SIGINT or SIGTERM.
@@ -92,13 +106,59 @@ pub async fn run_until(
     let mut endpoint_config = EndpointConfig::from_config(&config);
     // The real ports (a configured port 0 is chosen by the system).
     endpoint_config.listen = network.local_addrs();
+    if let Some(media) = endpoint_config.media.as_mut() {
+        media.prompts = load_prompts(&config)?;
+    }
     let mut endpoint = Endpoint::new(endpoint_config, now)?;
     let restored = persist::restore(endpoint.registrar_mut(), now, SystemTime::now(), stored);
     info!(bindings = restored, "registrations restored");
 
-    let result = pump(&mut endpoint, &network, events, &writer, &mut shutdown).await;
+    let (recorder, recorder_thread) = crate::media::record::spawn(RecorderConfig {
+        dir: config.recording.dir.clone(),
+        queue: RECORDER_QUEUE,
+    })?;
+    let (media_tx, media_rx) = mpsc::unbounded_channel();
+    let workers = match config.media.workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let media = media::MediaRuntime::start(
+        workers,
+        media::WorkerConfig {
+            address: config.media.address,
+            session: SessionConfig {
+                // "Never" is a dead time no call lasts.
+                dead_after: config
+                    .media
+                    .dead_after
+                    .unwrap_or(Duration::from_secs(u64::from(u32::MAX))),
+                jitter: JitterConfig::default(),
+            },
+        },
+        media_tx,
+        Some(recorder.clone()),
+    )?;
+    info!(
+        workers,
+        address = %config.media.address,
+        rtp_ports = format!("{}-{}", config.media.rtp_ports.start(), config.media.rtp_ports.end()),
+        "media workers started"
+    );
+
+    let io = Io {
+        network: &network,
+        writer: &writer,
+        media: &media,
+    };
+    let result = pump(&mut endpoint, &io, events, media_rx, &mut shutdown).await;
 
     info!("shutting down");
+    media.shutdown();
+    let _ = recorder.shutdown();
+    drop(recorder);
+    if let Err(e) = recorder_thread.join() {
+        warn!(error = %e, "finishing the recordings failed");
+    }
     network.shutdown().await;
     if let Err(e) = writer_handle.close() {
         warn!(error = %e, "flushing the store at shutdown failed");
@@ -106,13 +166,39 @@ pub async fn run_until(
     result
 }
 
-/// The endpoint's task: feeds it network events and timeouts, and carries
-/// out what it asks for.
+/// Recorder write batches (one per media worker tick) that may wait: 10 s
+/// of ticks for two workers, so a slow disk for a moment loses nothing.
+const RECORDER_QUEUE: usize = 1000;
+
+/// The prompts the test extensions play, loaded once.
+fn load_prompts(config: &Config) -> Result<HashMap<PathBuf, Prompt>, ServerError> {
+    let mut prompts = HashMap::new();
+    for t in &config.test_extensions {
+        if let TestAction::Prompt(path) = &t.action {
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            prompts.insert(path.clone(), Prompt::load(&name, path)?);
+        }
+    }
+    Ok(prompts)
+}
+
+/// Where the endpoint's outputs go.
+struct Io<'a> {
+    network: &'a Network,
+    writer: &'a BindingWriter,
+    media: &'a media::MediaRuntime,
+}
+
+/// The endpoint's task: feeds it network events, media events and
+/// timeouts, and carries out what it asks for.
 async fn pump(
     endpoint: &mut Endpoint,
-    network: &Network,
+    io: &Io<'_>,
     mut events: mpsc::Receiver<NetEvent>,
-    writer: &BindingWriter,
+    mut media_events: mpsc::UnboundedReceiver<MediaEvent>,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
     loop {
@@ -126,7 +212,14 @@ async fn pump(
                 // serves a burst.
                 while let Ok(event) = events.try_recv() {
                     handle_event(endpoint, now, wall, event);
-                    flush(endpoint, network, writer);
+                    flush(endpoint, io);
+                }
+            }
+            Some(event) = media_events.recv() => {
+                let (now, wall) = (Instant::now(), SystemTime::now());
+                endpoint.handle_input(now, wall, Input::Media(event));
+                while let Ok(event) = media_events.try_recv() {
+                    endpoint.handle_input(now, wall, Input::Media(event));
                 }
             }
             () = sleep_until(deadline) => {
@@ -134,12 +227,12 @@ async fn pump(
             }
             _ = shutdown.changed() => break,
         }
-        flush(endpoint, network, writer);
+        flush(endpoint, io);
     }
     // Un-register from trunks and let the last transactions finish, for a
     // bounded time: a carrier that does not answer must not hold the exit.
     endpoint.shutdown(Instant::now());
-    flush(endpoint, network, writer);
+    flush(endpoint, io);
     let give_up = Instant::now() + SHUTDOWN_GRACE;
     while !endpoint.is_idle() && Instant::now() < give_up {
         let deadline = endpoint.poll_timeout().map_or(give_up, |d| d.min(give_up));
@@ -151,8 +244,11 @@ async fn pump(
             () = tokio::time::sleep_until(deadline.into()) => {
                 endpoint.handle_timeout(Instant::now(), SystemTime::now());
             }
+            Some(event) = media_events.recv() => {
+                endpoint.handle_input(Instant::now(), SystemTime::now(), Input::Media(event));
+            }
         }
-        flush(endpoint, network, writer);
+        flush(endpoint, io);
     }
     Ok(())
 }
@@ -199,16 +295,17 @@ fn handle_event(endpoint: &mut Endpoint, now: Instant, wall: SystemTime, event: 
     }
 }
 
-fn flush(endpoint: &mut Endpoint, network: &Network, writer: &BindingWriter) {
+fn flush(endpoint: &mut Endpoint, io: &Io<'_>) {
     while let Some(output) = endpoint.poll_output() {
         match output {
-            Output::Transmit { flow, data } => network.send(Outbound {
+            Output::Media(command) => io.media.send(command),
+            Output::Transmit { flow, data } => io.network.send(Outbound {
                 transport: flow.transport,
                 destination: flow.remote,
                 connection: flow.connection,
                 data,
             }),
-            Output::Registrar(event) => persist::apply(writer, event),
+            Output::Registrar(event) => persist::apply(io.writer, event),
         }
     }
 }

@@ -38,6 +38,7 @@ fn endpoint(now: Instant) -> Endpoint {
         known_targets: vec!["user".into()],
         trunks: Vec::new(),
         listen: Vec::new(),
+        media: None,
     };
     match Endpoint::new(config, now) {
         Ok(e) => e,

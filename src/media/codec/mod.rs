@@ -6,12 +6,16 @@
 //! media workers can convert a 20 ms frame without allocating.
 
 pub mod alaw;
+pub mod audio;
 pub mod goertzel;
+pub mod opus;
 pub mod resample;
 pub mod tone;
 pub mod ulaw;
 
+pub use audio::{AudioCodecError, AudioDecoder, AudioEncoder};
 pub use goertzel::{ToneDetection, ToneDetector};
+pub use opus::{OpusDecoder, OpusEncoder, OpusError};
 pub use resample::{Resampler, SampleRate};
 pub use tone::ToneGenerator;
 

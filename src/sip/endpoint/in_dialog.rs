@@ -3,12 +3,14 @@
 //! carrying a To tag against them, so a request for no dialog gets 481 and
 //! one for a known dialog is checked for order and answered.
 
+use std::time::Instant;
+
 use super::super::dialog::{DialogError, Outcome};
 use super::super::message::{HeaderName, Method, Request, Response};
 use super::Endpoint;
 
 impl Endpoint {
-    pub(super) fn in_dialog(&mut self, request: &Request) -> Response {
+    pub(super) fn in_dialog(&mut self, now: Instant, request: &Request) -> Response {
         let checked = match self.dialogs.match_request(request) {
             None => return self.reply(request, 481),
             Some(dialog) => dialog
@@ -19,15 +21,15 @@ impl Endpoint {
             Ok(id) => id,
             Err(error) => return self.refused(request, &error),
         };
+        let answered = self.in_call(now, &id, request);
         let status = match request.method {
             Method::Bye | Method::Info | Method::Options => 200,
-            // A re-INVITE or UPDATE renegotiates media: the media engine
-            // (a later issue) answers it; until then the session stays as is.
+            // A re-INVITE or UPDATE outside a call we run: no media to change.
             Method::Invite | Method::Update => 488,
             _ => 405,
         };
-        let mut response = self.reply(request, status);
-        if status == 405 {
+        let mut response = answered.unwrap_or_else(|| self.reply(request, status));
+        if response.status == 405 {
             response
                 .headers
                 .push(HeaderName::Allow, super::requests::ALLOW);

@@ -4,6 +4,7 @@
 //! runtime what to transmit and when to wake it. Sans-IO: it is driven with
 //! `(now, input)` and never touches a socket or a clock.
 
+mod calls;
 mod ids;
 mod in_dialog;
 mod qualify;
@@ -21,6 +22,10 @@ use bytes::Bytes;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::media::control::{MediaCommand, MediaEvent};
+use crate::media::sdp::Preferences;
+
+pub use calls::MediaSettings;
 
 use super::auth::{
     ConfigError as AuthConfigError, DigestVerifier, FailureLimiter, UserSecret, VerifierConfig,
@@ -66,6 +71,9 @@ pub struct EndpointConfig {
     /// Our listening sockets (the real ports once bound): requests we
     /// originate leave from these.
     pub listen: Vec<(Transport, SocketAddr)>,
+    /// Media for the calls we answer; `None` answers none (tests of the
+    /// signalling alone).
+    pub media: Option<calls::MediaSettings>,
 }
 
 impl EndpointConfig {
@@ -115,6 +123,14 @@ impl EndpointConfig {
                 .iter()
                 .map(|l| (l.transport, l.address))
                 .collect(),
+            media: Some(calls::MediaSettings {
+                address: config.media.address,
+                ports: config.media.rtp_ports.clone(),
+                preferences: Preferences::new(config.media.codecs.clone(), true)
+                    .unwrap_or_default(),
+                test_extensions: config.test_extensions.clone(),
+                prompts: HashMap::new(),
+            }),
         }
     }
 }
@@ -126,10 +142,12 @@ pub enum Input {
     Message { flow: Flow, data: Bytes },
     /// A message over the size limit; `head` is its header block if known.
     Oversized { flow: Flow, head: Bytes },
+    /// A media worker reports on a session.
+    Media(MediaEvent),
 }
 
 /// Something for the runtime to do.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Output {
     Transmit {
         flow: Flow,
@@ -137,6 +155,8 @@ pub enum Output {
     },
     /// A registration changed: persist or log it.
     Registrar(RegistrarEvent),
+    /// For the media worker owning the command's session.
+    Media(MediaCommand),
 }
 
 /// What a pending client transaction was for.
@@ -148,6 +168,8 @@ enum ClientPurpose {
     },
     /// A REGISTER of the trunk registration at this index.
     TrunkRegister(usize),
+    /// Our BYE ending a call: whatever the answer, the call is over.
+    Bye,
 }
 
 pub struct Endpoint {
@@ -161,6 +183,7 @@ pub struct Endpoint {
     clients: HashMap<ClientTxId, ClientPurpose>,
     dialogs: Dialogs,
     trunks: Vec<(TrunkRegistration, Flow)>,
+    calls: calls::Calls,
     outputs: VecDeque<Output>,
 }
 
@@ -199,6 +222,7 @@ impl Endpoint {
             ids,
             clients: HashMap::new(),
             dialogs: Dialogs::new(),
+            calls: calls::Calls::new(config.media.clone()),
             outputs: VecDeque::new(),
             config,
         })
@@ -216,6 +240,7 @@ impl Endpoint {
         match input {
             Input::Message { flow, data } => self.handle_message(now, wall, flow, &data),
             Input::Oversized { flow, head } => self.handle_oversized(flow, &head),
+            Input::Media(event) => self.media_event(now, event),
         }
         self.pump(now, wall);
     }
@@ -429,7 +454,7 @@ impl Endpoint {
                     }
                 }
             }
-            (None, _) => {}
+            (Some(ClientPurpose::Bye), _) | (None, _) => {}
         }
     }
 

@@ -55,7 +55,7 @@ impl Endpoint {
             return r;
         }
         if request.headers.to.tag().is_some() {
-            return self.in_dialog(request);
+            return self.in_dialog(now, request);
         }
         match &request.method {
             Method::Register => self.register(now, wall, request, source),
@@ -65,7 +65,7 @@ impl Endpoint {
                 r.headers.push(HeaderName::Accept, ACCEPT);
                 r
             }
-            Method::Invite => self.invite(now, request, source),
+            Method::Invite => self.invite(now, wall, request, source),
             Method::Bye
             | Method::Info
             | Method::Update
@@ -119,7 +119,13 @@ impl Endpoint {
     /// temporarily unavailable, an unknown one does not exist. Anything not
     /// from a trunk must authenticate first, so that no one probes our
     /// numbers or, later, our trunks for free.
-    fn invite(&mut self, now: Instant, request: &Request, source: &Flow) -> Response {
+    fn invite(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        request: &Request,
+        source: &Flow,
+    ) -> Response {
         // RFC 3261 §21.4.7: our answers carry SDP; a caller that accepts no
         // SDP cannot be served.
         if !self.accepts_sdp(request) {
@@ -132,12 +138,11 @@ impl Endpoint {
                 return *response;
             }
         }
-        let target = request
-            .uri
-            .as_sip()
-            .and_then(|u| u.user.as_deref())
-            .unwrap_or("");
-        let status = if self.config.known_targets.iter().any(|t| t == target) {
+        if let Some(response) = self.test_call(wall, request, source) {
+            return response;
+        }
+        let target = Self::dialled(request);
+        let status = if self.config.known_targets.contains(&target) {
             480
         } else {
             404

@@ -51,6 +51,7 @@ fn config() -> EndpointConfig {
         .unwrap()
         .trunks,
         listen: vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())],
+        media: None,
     }
 }
 

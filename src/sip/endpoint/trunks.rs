@@ -114,6 +114,8 @@ impl Endpoint {
 
     /// Starts un-registering from every trunk (at shutdown).
     pub fn shutdown(&mut self, now: Instant) {
+        // Calls first: their BYEs leave while the sockets are still open.
+        self.hang_up_all(now);
         for (reg, _) in &mut self.trunks {
             reg.shutdown(now);
         }

@@ -1,0 +1,648 @@
+//! Calls the endpoint answers itself: the test extensions an agent dials to
+//! check its audio (echo, a prompt, two phones paired in a room). Each call
+//! is one UAS dialog and one leg of a media session run by a media worker;
+//! the endpoint negotiates the SDP (RFC 3264), picks the RTP ports, and
+//! tells the worker what the leg hears through [`MediaCommand`]s.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use tracing::{info, warn};
+
+use super::super::dialog::{Dialog, DialogId};
+use super::super::flow::Flow;
+use super::super::message::{
+    Contacts, HeaderName, Method, NameAddr, Request, Response, SipUri, Via,
+};
+use super::{ClientPurpose, Endpoint, Output};
+use crate::config::{TestAction, TestExtension};
+use crate::media::control::{LegReport, MediaCommand, MediaEvent};
+use crate::media::dtmf::parse_info_body;
+use crate::media::player::{PlayItem, Player, Prompt};
+use crate::media::ports::{PortAllocator, PortPair};
+use crate::media::record::{rfc3339_utc, RecordingMeta};
+use crate::media::relay::LegId;
+use crate::media::rtp::Ssrc;
+use crate::media::sdp::{
+    answer, Direction, LocalMedia, Negotiated, NegotiationError, Preferences, SessionDescription,
+};
+use crate::media::session::{Feed, LegSetup, SessionId};
+
+/// Silence between two plays of a test prompt.
+const PROMPT_GAP: Duration = Duration::from_millis(500);
+
+/// What the endpoint needs to answer calls with media.
+#[derive(Debug, Clone)]
+pub struct MediaSettings {
+    /// Our RTP address, put in SDP.
+    pub address: std::net::IpAddr,
+    pub ports: std::ops::RangeInclusive<u16>,
+    pub preferences: Preferences,
+    pub test_extensions: Vec<TestExtension>,
+    /// The prompts of the test extensions, loaded by the runtime.
+    pub prompts: HashMap<PathBuf, Prompt>,
+}
+
+/// One answered call (one leg).
+#[derive(Debug)]
+struct Call {
+    session: SessionId,
+    leg: LegId,
+    call_id: String,
+    /// Where the caller's requests come from, and ours go.
+    flow: Flow,
+    ports: PortPair,
+    /// Our last SDP (answers to re-INVITEs keep its session id and bump
+    /// its version, RFC 3264 §8).
+    local_sdp: SessionDescription,
+    negotiated: Negotiated,
+    digits: String,
+    /// A room's first caller waits here until its partner dials in.
+    room: Option<String>,
+    /// The call's counterpart in the session, if any.
+    partner: Option<DialogId>,
+    ended: bool,
+}
+
+/// The calls and the media resources they hold.
+pub(super) struct Calls {
+    settings: Option<MediaSettings>,
+    ports: Option<PortAllocator>,
+    next_session: u64,
+    calls: HashMap<DialogId, Call>,
+    by_leg: HashMap<(SessionId, LegId), DialogId>,
+    /// Rooms with one caller waiting: room → that caller's dialog.
+    rooms: HashMap<String, DialogId>,
+}
+
+impl Calls {
+    pub(super) fn new(settings: Option<MediaSettings>) -> Calls {
+        let ports = settings
+            .as_ref()
+            .and_then(|s| PortAllocator::new(s.ports.clone()).ok());
+        Calls {
+            settings,
+            ports,
+            next_session: 1,
+            calls: HashMap::new(),
+            by_leg: HashMap::new(),
+            rooms: HashMap::new(),
+        }
+    }
+
+    /// The test extension a dialled number reaches: an exact match, or a
+    /// pair extension followed by the room's digits.
+    fn test_extension(&self, dialled: &str) -> Option<(TestExtension, String)> {
+        let settings = self.settings.as_ref()?;
+        settings.test_extensions.iter().find_map(|t| {
+            let code = t.extension.as_str();
+            match t.action {
+                TestAction::Pair => dialled
+                    .strip_prefix(code)
+                    .filter(|room| !room.is_empty() && room.chars().all(|c| c.is_ascii_digit()))
+                    .map(|room| (t.clone(), room.to_owned())),
+                _ => (dialled == code).then(|| (t.clone(), String::new())),
+            }
+        })
+    }
+}
+
+/// RFC 3261 §19.1.2: user parts may escape any character; `*` and `#`
+/// often arrive as `%2A` / `%23`.
+fn unescape(user: &str) -> String {
+    let bytes = user.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Some(b) = user
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A file name from a Call-ID: anything but `[A-Za-z0-9._-]` becomes `_`.
+fn file_safe(call_id: &str) -> String {
+    call_id
+        .chars()
+        .take(96)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn leg_setup(n: &Negotiated) -> LegSetup {
+    let remote = (!n.remote_rtp.ip().is_unspecified()).then_some(n.remote_rtp);
+    LegSetup {
+        codec: n.codec,
+        payload_type: n.payload_type,
+        dtmf_payload_type: n.dtmf_payload_type,
+        remote,
+        direction: n.direction,
+        our_ssrc: Ssrc(rand::random()),
+        initial_seq: rand::random(),
+        initial_ts: rand::random(),
+    }
+}
+
+impl Endpoint {
+    /// The dialled user part of an INVITE, unescaped.
+    pub(super) fn dialled(request: &Request) -> String {
+        unescape(
+            request
+                .uri
+                .as_sip()
+                .and_then(|u| u.user.as_deref())
+                .unwrap_or(""),
+        )
+    }
+
+    /// Answers an INVITE to a test extension, if it is one.
+    pub(super) fn test_call(
+        &mut self,
+        wall: SystemTime,
+        request: &Request,
+        source: &Flow,
+    ) -> Option<Response> {
+        let dialled = Self::dialled(request);
+        let (extension, room) = self.calls.test_extension(&dialled)?;
+        Some(self.answer_test_call(wall, request, source, &extension, room, &dialled))
+    }
+
+    fn answer_test_call(
+        &mut self,
+        wall: SystemTime,
+        request: &Request,
+        source: &Flow,
+        extension: &TestExtension,
+        room: String,
+        dialled: &str,
+    ) -> Response {
+        let Some(settings) = self.calls.settings.clone() else {
+            return self.reply(request, 480);
+        };
+        // An INVITE without an offer wants ours in the 200 and its answer
+        // in the ACK; every phone we serve offers, so that is left out.
+        let offer = match SessionDescription::parse_bytes(&request.body) {
+            Ok(offer) if !request.body.is_empty() => offer,
+            _ => return self.not_acceptable(request, None),
+        };
+        let Some(ports) = self.calls.ports.as_mut().and_then(PortAllocator::allocate) else {
+            warn!("no RTP port pair free: call refused");
+            let mut r = self.reply(request, 503);
+            r.headers.push(HeaderName::RetryAfter, "5");
+            return r;
+        };
+        let local = LocalMedia {
+            address: settings.address,
+            rtp_port: ports.rtp(),
+            session_id: rand::random::<u32>().into(),
+            session_version: 1,
+            direction: Direction::SendRecv,
+            ptime: None,
+            rtcp_mux: false,
+        };
+        let answered = answer(&offer, &local, &settings.preferences);
+        let (sdp, negotiated) = match answered {
+            Ok(a) => match a.negotiated {
+                Some(n) => (a.sdp, n),
+                None => {
+                    self.release(ports);
+                    return self.not_acceptable(request, Some(&NegotiationError::NoAudio));
+                }
+            },
+            Err(e) => {
+                self.release(ports);
+                return self.not_acceptable(request, Some(&e));
+            }
+        };
+        let mut response = self.reply(request, 200);
+        let contact = SipUri::new(self.local_host(source))
+            .with_user(extension.extension.as_str())
+            .with_port(source.local.port());
+        response.headers.contact = Contacts::List(vec![NameAddr::new(contact.into())]);
+        response
+            .headers
+            .push(HeaderName::Allow, super::requests::ALLOW);
+        response
+            .headers
+            .push(HeaderName::ContentType, "application/sdp");
+        response.body = Bytes::from(sdp.to_string());
+        let dialog_id = match Dialog::uas(request, &response)
+            .map_err(|e| e.to_string())
+            .and_then(|d| {
+                self.dialogs
+                    .insert(d)
+                    .map(|d| d.id().clone())
+                    .map_err(|e| e.to_string())
+            }) {
+            Ok(id) => id,
+            Err(e) => {
+                warn!(error = %e, "dialog not created");
+                self.release(ports);
+                return self.reply(request, 500);
+            }
+        };
+
+        // A room's second caller joins the first one's session.
+        let partner = (extension.action == TestAction::Pair)
+            .then(|| self.calls.rooms.remove(&room))
+            .flatten()
+            .filter(|d| self.calls.calls.get(d).is_some_and(|c| !c.ended));
+        let (session, leg) = match &partner {
+            Some(first) => match self.calls.calls.get(first) {
+                Some(c) => (c.session, LegId::Agent),
+                None => (self.new_session(), LegId::Caller),
+            },
+            None => (self.new_session(), LegId::Caller),
+        };
+        let feed = match &extension.action {
+            TestAction::Echo => Feed::Echo,
+            TestAction::Prompt(path) => match settings.prompts.get(path) {
+                Some(p) => Feed::Play(Player::new(
+                    vec![PlayItem::Prompt(p.clone()), PlayItem::Silence(PROMPT_GAP)],
+                    true,
+                )),
+                None => Feed::Silence,
+            },
+            TestAction::Pair if partner.is_some() => Feed::Other,
+            TestAction::Pair => Feed::Silence,
+        };
+        let call_id = request.headers.call_id.to_string();
+        info!(
+            call = %call_id,
+            extension = %extension.extension,
+            %session,
+            codec = negotiated.codec.encoding_name(),
+            "test call answered"
+        );
+        self.outputs.push_back(Output::Media(MediaCommand::OpenLeg {
+            session,
+            leg,
+            ports,
+            setup: leg_setup(&negotiated),
+            feed,
+        }));
+        if let Some(first) = &partner {
+            self.outputs.push_back(Output::Media(MediaCommand::SetFeed {
+                session,
+                leg: LegId::Caller,
+                feed: Feed::Other,
+            }));
+            if let Some(c) = self.calls.calls.get_mut(first) {
+                c.partner = Some(dialog_id.clone());
+                c.room = None;
+            }
+        }
+        if extension.record && leg == LegId::Caller {
+            let stamp = rfc3339_utc(wall);
+            let day: String = stamp
+                .chars()
+                .take(10)
+                .filter(char::is_ascii_digit)
+                .collect();
+            let path = PathBuf::from(day).join(format!("{}-{session}.wav", file_safe(&call_id)));
+            let caller = request
+                .headers
+                .from
+                .uri
+                .as_sip()
+                .and_then(|u| u.user.clone())
+                .unwrap_or_default();
+            self.outputs
+                .push_back(Output::Media(MediaCommand::StartRecording {
+                    session,
+                    path,
+                    meta: RecordingMeta {
+                        call_id: call_id.clone(),
+                        caller,
+                        callee: dialled.to_owned(),
+                        started: stamp,
+                        left: "caller".to_owned(),
+                        right: match extension.action {
+                            TestAction::Pair => "second caller".to_owned(),
+                            _ => "gateway".to_owned(),
+                        },
+                    },
+                }));
+        }
+        let waiting_room =
+            (extension.action == TestAction::Pair && partner.is_none()).then_some(room);
+        if let Some(room) = &waiting_room {
+            self.calls.rooms.insert(room.clone(), dialog_id.clone());
+        }
+        self.calls.by_leg.insert((session, leg), dialog_id.clone());
+        self.calls.calls.insert(
+            dialog_id,
+            Call {
+                session,
+                leg,
+                call_id,
+                flow: source.clone(),
+                ports,
+                local_sdp: sdp,
+                negotiated,
+                digits: String::new(),
+                room: waiting_room,
+                partner,
+                ended: false,
+            },
+        );
+        response
+    }
+
+    fn new_session(&mut self) -> SessionId {
+        let id = SessionId(self.calls.next_session);
+        self.calls.next_session += 1;
+        id
+    }
+
+    fn release(&mut self, ports: PortPair) {
+        if let Some(alloc) = self.calls.ports.as_mut() {
+            if let Err(e) = alloc.release(ports) {
+                warn!(error = %e, "RTP ports released twice");
+            }
+        }
+    }
+
+    /// RFC 3261 §21.4.26: 488, with a Warning saying why (§20.43).
+    fn not_acceptable(&mut self, request: &Request, why: Option<&NegotiationError>) -> Response {
+        let mut r = self.reply(request, 488);
+        let warning = match why {
+            Some(e) => e.warning_text(&self.config.domain),
+            None => format!(
+                "399 {} \"an SDP offer is required in the INVITE\"",
+                self.config.domain
+            ),
+        };
+        r.headers.push(HeaderName::Warning, warning);
+        r
+    }
+
+    /// A request inside one of our calls' dialogs, after the dialog layer
+    /// checked it. Returns the answer, or `None` when the call layer has
+    /// nothing to say (the generic in-dialog answer applies).
+    pub(super) fn in_call(
+        &mut self,
+        now: Instant,
+        id: &DialogId,
+        request: &Request,
+    ) -> Option<Response> {
+        if !self.calls.calls.contains_key(id) {
+            return None;
+        }
+        match request.method {
+            Method::Bye => {
+                self.end_call(now, id, "caller hung up");
+                None
+            }
+            Method::Invite | Method::Update => Some(self.reinvite(id, request)),
+            Method::Info => Some(self.info_digit(id, request)),
+            _ => None,
+        }
+    }
+
+    /// RFC 3264 §8: a new offer in the dialog (hold, resume, a new address).
+    fn reinvite(&mut self, id: &DialogId, request: &Request) -> Response {
+        let Some(settings) = self.calls.settings.clone() else {
+            return self.reply(request, 488);
+        };
+        let Some(call) = self.calls.calls.get(id) else {
+            return self.reply(request, 481);
+        };
+        if request.body.is_empty() {
+            // An offerless re-INVITE (a session refresh): our last SDP again.
+            let sdp = call.local_sdp.to_string();
+            let mut r = self.reply(request, 200);
+            r.headers.push(HeaderName::ContentType, "application/sdp");
+            r.body = Bytes::from(sdp);
+            return r;
+        }
+        let Ok(offer) = SessionDescription::parse_bytes(&request.body) else {
+            return self.not_acceptable(request, None);
+        };
+        let local = LocalMedia {
+            address: settings.address,
+            rtp_port: call.ports.rtp(),
+            session_id: call.local_sdp.origin.session_id,
+            session_version: call.local_sdp.origin.session_version + 1,
+            direction: Direction::SendRecv,
+            ptime: None,
+            rtcp_mux: false,
+        };
+        let (sdp, negotiated) = match answer(&offer, &local, &settings.preferences) {
+            Ok(crate::media::sdp::Answer {
+                sdp,
+                negotiated: Some(n),
+            }) => (sdp, n),
+            Ok(_) => return self.not_acceptable(request, Some(&NegotiationError::NoAudio)),
+            // RFC 3264 §8: a refused re-offer leaves the session as it was.
+            Err(e) => return self.not_acceptable(request, Some(&e)),
+        };
+        let (session, leg) = (call.session, call.leg);
+        let mut setup = leg_setup(&negotiated);
+        if negotiated.codec == call.negotiated.codec {
+            // The same stream goes on: keep its numbering (RFC 3550 §5.1).
+            setup.our_ssrc = Ssrc(0);
+        }
+        info!(call = %call.call_id, direction = negotiated.direction.as_str(), "media renegotiated");
+        self.outputs
+            .push_back(Output::Media(MediaCommand::UpdateLeg {
+                session,
+                leg,
+                setup,
+            }));
+        if let Some(c) = self.calls.calls.get_mut(id) {
+            c.local_sdp = sdp.clone();
+            c.negotiated = negotiated;
+        }
+        let mut r = self.reply(request, 200);
+        r.headers.push(HeaderName::ContentType, "application/sdp");
+        r.body = Bytes::from(sdp.to_string());
+        r
+    }
+
+    /// SIP INFO with a DTMF body (application/dtmf-relay, application/dtmf).
+    fn info_digit(&mut self, id: &DialogId, request: &Request) -> Response {
+        let content_type = request.headers.get(&HeaderName::ContentType).unwrap_or("");
+        let digit = match parse_info_body(content_type, &request.body) {
+            Ok(d) => d,
+            Err(_) => {
+                let mut r = self.reply(request, 415);
+                r.headers.push(
+                    HeaderName::Accept,
+                    "application/dtmf-relay, application/dtmf",
+                );
+                return r;
+            }
+        };
+        if let Some(call) = self.calls.calls.get_mut(id) {
+            call.digits.push(digit.digit);
+            info!(call = %call.call_id, digit = %digit.digit, source = "info", "dtmf digit received");
+            let (session, leg) = (call.session, call.leg);
+            if call.partner.is_some() {
+                self.outputs
+                    .push_back(Output::Media(MediaCommand::SendDigit {
+                        session,
+                        leg: leg.other(),
+                        digit: digit.digit,
+                        duration: Duration::from_millis(u64::from(digit.duration_ms.max(40))),
+                    }));
+            }
+        }
+        self.reply(request, 200)
+    }
+
+    /// Ends a call's leg: its media closes (the ports come back with
+    /// [`MediaEvent::LegClosed`]) and a paired partner is hung up too.
+    fn end_call(&mut self, now: Instant, id: &DialogId, why: &str) {
+        let Some(call) = self.calls.calls.get_mut(id) else {
+            return;
+        };
+        if call.ended {
+            return;
+        }
+        call.ended = true;
+        let (session, leg, partner, room) = (
+            call.session,
+            call.leg,
+            call.partner.clone(),
+            call.room.take(),
+        );
+        info!(call = %call.call_id, reason = why, "call ending");
+        if let Some(room) = room {
+            self.calls.rooms.remove(&room);
+        }
+        self.outputs
+            .push_back(Output::Media(MediaCommand::CloseLeg { session, leg }));
+        if let Some(p) = partner {
+            self.hang_up(now, &p, "partner hung up");
+        }
+    }
+
+    /// We end the call: BYE to the caller (RFC 3261 §15.1.1), media closed.
+    fn hang_up(&mut self, now: Instant, id: &DialogId, why: &str) {
+        let Some(flow) = self.calls.calls.get(id).map(|c| c.flow.clone()) else {
+            return;
+        };
+        let mut via = Via::new(
+            flow.transport.as_str(),
+            self.local_host(&flow),
+            Some(flow.local.port()),
+            &self.ids.branch(),
+        );
+        via.params.set("rport", None);
+        if let Some(dialog) = self.dialogs.get_mut(id) {
+            match dialog.request(Method::Bye, via, 70) {
+                Ok(bye) => {
+                    let reliable = flow.is_reliable();
+                    match self.tx.send_request(now, bye, flow, reliable) {
+                        Ok(tx) => {
+                            self.clients.insert(tx, ClientPurpose::Bye);
+                        }
+                        Err(e) => warn!(error = %e, "BYE not sent"),
+                    }
+                }
+                Err(e) => warn!(error = %e, "BYE not built"),
+            }
+        }
+        self.dialogs.remove(id);
+        self.end_call(now, id, why);
+    }
+
+    /// Hangs up every call (shutdown).
+    pub(super) fn hang_up_all(&mut self, now: Instant) {
+        let ids: Vec<DialogId> = self.calls.calls.keys().cloned().collect();
+        for id in ids {
+            self.hang_up(now, &id, "gateway shutting down");
+        }
+    }
+
+    /// What a media worker reports.
+    pub(super) fn media_event(&mut self, now: Instant, event: MediaEvent) {
+        match event {
+            MediaEvent::Digit {
+                session,
+                leg,
+                digit,
+                ..
+            } => {
+                let Some(id) = self.calls.by_leg.get(&(session, leg)).cloned() else {
+                    return;
+                };
+                if let Some(call) = self.calls.calls.get_mut(&id) {
+                    call.digits.push(digit);
+                    info!(call = %call.call_id, %digit, source = "rfc4733", "dtmf digit received");
+                }
+            }
+            MediaEvent::Dead { session, leg } => {
+                if let Some(id) = self.calls.by_leg.get(&(session, leg)).cloned() {
+                    warn!(%session, "no RTP from the phone: hanging up");
+                    self.hang_up(now, &id, "no RTP");
+                }
+            }
+            MediaEvent::PlaybackDone { .. } => {}
+            MediaEvent::OpenFailed {
+                session,
+                leg,
+                ports,
+                reason,
+            } => {
+                warn!(%session, rtp_port = ports.rtp(), %reason, "RTP ports not opened");
+                if let Some(id) = self.calls.by_leg.get(&(session, leg)).cloned() {
+                    self.hang_up(now, &id, "media failed");
+                    self.forget(&id, ports);
+                }
+            }
+            MediaEvent::LegClosed {
+                session,
+                leg,
+                ports,
+                report,
+            } => {
+                if let Some(id) = self.calls.by_leg.get(&(session, leg)).cloned() {
+                    if let Some(call) = self.calls.calls.get(&id) {
+                        log_call_end(call, &report);
+                    }
+                    self.forget(&id, ports);
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self, id: &DialogId, ports: PortPair) {
+        if let Some(call) = self.calls.calls.remove(id) {
+            self.calls.by_leg.remove(&(call.session, call.leg));
+            self.release(ports);
+        }
+    }
+}
+
+fn log_call_end(call: &Call, report: &LegReport) {
+    info!(
+        call = %call.call_id,
+        packets_received = report.packets_received,
+        packets_sent = report.packets_sent,
+        lost = report.stats.lost,
+        jitter_ms = format!("{:.1}", report.stats.jitter_ms),
+        mos = format!("{:.2}", report.stats.mos),
+        dtmf = %call.digits,
+        "call ended"
+    );
+}
