@@ -145,7 +145,7 @@ gen_cpu_s=$(awk -v d=$((gen1 - gen0)) -v t="$tck" 'BEGIN {print d / t}')
 relayed=$(awk -v l="$legs_up" -v w="$window" 'BEGIN {print l * 50 * w}')
 # Playback clock lateness: late_p99_us of every worker stats line of a
 # worker with sessions, summarised as median and worst.
-late_values=$(sed -n 's/.*media worker stats.* sessions=\([0-9]*\) .*late_p99_us=\([0-9]*\).*/\1 \2/p' "$work/gw.log" |
+late_values=$(sed 's/\x1b\[[0-9;]*m//g' "$work/gw.log" | sed -n 's/.*media worker stats.* sessions=\([0-9]*\) .*late_p99_us=\([0-9]*\).*/\1 \2/p' |
     awk '$1 > 0 {print $2}' | sort -n)
 if [ -z "$late_values" ]; then
     late_p99="n/a (no media worker stats line with sessions)"

@@ -619,9 +619,13 @@ struct SipLeg {
 struct SipStats {
     failures: BTreeMap<u16, u32>,
     retransmits: u64,
-    remote_byes: u32,
-    bye_ok: u32,
-    bye_failed: u32,
+    /// BYEs from the gateway while the calls should have stayed up.
+    remote_byes_early: u32,
+    /// BYEs from the gateway during our teardown (it ends a pair when one
+    /// side leaves, so these cross our own BYE of the other side).
+    remote_byes_teardown: u32,
+    /// Final answers to our BYEs by status; 0 = none in 32 s.
+    bye_status: BTreeMap<u16, u32>,
     bad_answers: u32,
 }
 
@@ -639,6 +643,7 @@ struct Sip {
     legs: Vec<SipLeg>,
     ready: Vec<LegId>,
     stats: SipStats,
+    tearing_down: bool,
 }
 
 /// Status recorded for a leg that got no final answer in time.
@@ -837,12 +842,15 @@ User-Agent: switchboard-loadgen\r\nContent-Length: {len}\r\n\r\n{body}",
                     None => self.fail(leg, resp.status),
                 }
             }
-            Method::Bye if resp.status >= 200 && phase == Phase::Closing && cseq == current => {
-                self.legs[leg.index()].phase = Phase::Closed;
-                if resp.status < 300 {
-                    self.stats.bye_ok += 1;
-                } else {
-                    self.stats.bye_failed += 1;
+            Method::Bye if resp.status >= 200 && cseq == current => {
+                // Counted once, whether or not the gateway's own BYE of
+                // this leg crossed ours and closed it already.
+                if matches!(phase, Phase::Closing | Phase::Closed)
+                    && !self.legs[leg.index()].ack.is_empty()
+                {
+                    *self.stats.bye_status.entry(resp.status).or_insert(0) += 1;
+                    self.legs[leg.index()].ack.clear();
+                    self.legs[leg.index()].phase = Phase::Closed;
                 }
             }
             _ => {}
@@ -921,8 +929,16 @@ User-Agent: switchboard-loadgen\r\nContent-Length: {len}\r\n\r\n{body}",
             if let Some(leg) = self.leg_of(req.headers.call_id.as_str()) {
                 let l = &mut self.legs[leg.index()];
                 if matches!(l.phase, Phase::Answered | Phase::Closing) {
+                    // Our BYE, if any, still waits for its answer.
+                    if l.phase == Phase::Answered {
+                        l.ack.clear();
+                    }
                     l.phase = Phase::Closed;
-                    self.stats.remote_byes += 1;
+                    if self.tearing_down {
+                        self.stats.remote_byes_teardown += 1;
+                    } else {
+                        self.stats.remote_byes_early += 1;
+                    }
                 }
             }
         }
@@ -955,7 +971,8 @@ User-Agent: switchboard-loadgen\r\nContent-Length: {len}\r\n\r\n{body}",
                         self.fail(leg, STATUS_TIMEOUT);
                     } else {
                         self.legs[i].phase = Phase::Closed;
-                        self.stats.bye_failed += 1;
+                        self.legs[i].ack.clear();
+                        *self.stats.bye_status.entry(0).or_insert(0) += 1;
                     }
                 }
                 Phase::Inviting | Phase::Closing => {
@@ -1092,6 +1109,7 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
             .collect(),
         ready: Vec::new(),
         stats: SipStats::default(),
+        tearing_down: false,
     };
     let mut buf = vec![0u8; 65_536];
     let mut last_sweep = epoch;
@@ -1203,6 +1221,7 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
         .map(LegId)
         .filter(|l| sip.legs[l.index()].phase == Phase::Answered)
         .collect();
+    sip.tearing_down = true;
     let teardown = Instant::now();
     let teardown_end =
         teardown + bye_interval * to_close.len() as u32 + GIVE_UP + Duration::from_secs(2);
@@ -1260,8 +1279,8 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
         totals.sent, if due == 0 { 100.0 } else { totals.sent as f64 * 100.0 / due as f64 },
         max_late.as_secs_f64() * 1e3,
         if totals.sent + due / 1000 < due { " -- GENERATOR OVERLOADED: the offered load is below the nominal" } else { "" });
-    println!("  teardown: {} BYEs answered 2xx, {} failed or unanswered, {} BYEs from the gateway during the run",
-        sip.stats.bye_ok, sip.stats.bye_failed, sip.stats.remote_byes);
+    println!("  teardown: answers to our BYEs by status {:?} (0 = none), BYEs from the gateway: {} during teardown, {} before it",
+        sip.stats.bye_status, sip.stats.remote_byes_teardown, sip.stats.remote_byes_early);
     println!(
         "RESULT pairs={} legs_up={legs_up} setup_failed={setup_failed} sent={} received={} lost={} loss_pct={:.4} lat_p50_ms={p50} lat_p99_ms={p99} lat_max_ms={max}",
         args.pairs, totals.sent, totals.received, totals.lost, loss_pct(&totals)
