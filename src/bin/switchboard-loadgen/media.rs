@@ -842,16 +842,17 @@ User-Agent: switchboard-loadgen\r\nContent-Length: {len}\r\n\r\n{body}",
                     None => self.fail(leg, resp.status),
                 }
             }
-            Method::Bye if resp.status >= 200 && cseq == current => {
-                // Counted once, whether or not the gateway's own BYE of
-                // this leg crossed ours and closed it already.
-                if matches!(phase, Phase::Closing | Phase::Closed)
-                    && !self.legs[leg.index()].ack.is_empty()
-                {
-                    *self.stats.bye_status.entry(resp.status).or_insert(0) += 1;
-                    self.legs[leg.index()].ack.clear();
-                    self.legs[leg.index()].phase = Phase::Closed;
-                }
+            // Counted once, whether or not the gateway's own BYE of this
+            // leg crossed ours and closed it already.
+            Method::Bye
+                if resp.status >= 200
+                    && cseq == current
+                    && matches!(phase, Phase::Closing | Phase::Closed)
+                    && !self.legs[leg.index()].ack.is_empty() =>
+            {
+                *self.stats.bye_status.entry(resp.status).or_insert(0) += 1;
+                self.legs[leg.index()].ack.clear();
+                self.legs[leg.index()].phase = Phase::Closed;
             }
             _ => {}
         }
