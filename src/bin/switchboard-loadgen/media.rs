@@ -312,6 +312,12 @@ impl LatencyHistogram {
         Some(self.max_ns)
     }
 
+    /// Samples beyond the last bucket (1 s): their quantiles read as the
+    /// maximum.
+    pub fn overflow(&self) -> u64 {
+        self.buckets[BUCKETS]
+    }
+
     pub fn max_ns(&self) -> Option<u64> {
         (self.count > 0).then_some(self.max_ns)
     }
@@ -1272,7 +1278,7 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
     println!("  RTP: sent {} received {} lost {} ({:.4} %), worst leg lost {}, send errors {send_errors}, non-media datagrams {not_rtp}",
         totals.sent, totals.received, totals.lost, loss_pct(&totals), totals.worst_leg_lost);
     if stamped {
-        println!("  one-way latency through the gateway (ms): p50 {p50} p99 {p99} max {max} ({} samples)", latency.count());
+        println!("  one-way latency through the gateway (ms): p50 {p50} p99 {p99} max {max} ({} samples, {} over 1 s, whose quantiles read as the max)", latency.count(), latency.overflow());
     } else {
         println!("  transcoded: payloads are not preserved, so loss is counted per gateway port (capped at what was sent) and latency is not measured");
     }
@@ -1386,6 +1392,7 @@ a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
         other.record(5_000_000_000); // beyond the last bucket
         h.merge(&other);
         assert_eq!(h.count(), 101);
+        assert_eq!(h.overflow(), 1);
         assert_eq!(h.quantile_ns(1.0), Some(5_000_000_000));
         assert_eq!(h.quantile_ns(0.5), Some(60_000));
     }
