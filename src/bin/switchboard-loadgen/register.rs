@@ -13,40 +13,31 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::Args;
 use switchboard::sip::auth::{respond, Challenge};
 use switchboard::sip::message::{parse, HeaderName, Message};
 
-#[derive(Parser)]
-#[command(about = "SIP load generator for Switchboard benchmarks")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Digest-authenticated registrations at a fixed rate.
-    Register {
-        #[arg(long, default_value = "127.0.0.1:5060")]
-        target: SocketAddr,
-        /// Registrations started per second.
-        #[arg(long, default_value_t = 10_000)]
-        rate: u32,
-        /// Registrations in all.
-        #[arg(long, default_value_t = 100_000)]
-        count: u32,
-        /// `user:password` pairs, used in turn.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "1001:pass1001,1002:pass1002,1003:pass1003"
-        )]
-        users: Vec<String>,
-        /// Local UDP sockets to spread the load over.
-        #[arg(long, default_value_t = 4)]
-        sockets: usize,
-    },
+/// Digest-authenticated registrations at a fixed rate.
+#[derive(Args)]
+pub struct RegisterArgs {
+    #[arg(long, default_value = "127.0.0.1:5060")]
+    target: SocketAddr,
+    /// Registrations started per second.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u32,
+    /// Registrations in all.
+    #[arg(long, default_value_t = 100_000)]
+    count: u32,
+    /// `user:password` pairs, used in turn.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1001:pass1001,1002:pass1002,1003:pass1003"
+    )]
+    users: Vec<String>,
+    /// Local UDP sockets to spread the load over.
+    #[arg(long, default_value_t = 4)]
+    sockets: usize,
 }
 
 /// One registration in flight.
@@ -85,14 +76,14 @@ Expires: 3600\r\n{auth}User-Agent: switchboard-loadgen\r\nContent-Length: 0\r\n\
     .into_bytes()
 }
 
-fn main() -> ExitCode {
-    let Command::Register {
+pub fn run(args: RegisterArgs) -> ExitCode {
+    let RegisterArgs {
         target,
         rate,
         count,
         users,
         sockets,
-    } = Cli::parse().command;
+    } = args;
     let users: Vec<(String, String)> = users
         .iter()
         .filter_map(|u| u.split_once(':').map(|(a, b)| (a.to_owned(), b.to_owned())))
