@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod media;
 pub mod net;
+pub mod os;
 pub mod server;
 pub mod sip;
 pub mod storage;

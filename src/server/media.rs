@@ -253,6 +253,7 @@ impl Worker {
     }
 
     fn run(mut self) {
+        crate::os::media_thread();
         let mut events = Events::with_capacity(1024);
         let mut next_stats = Instant::now() + STATS_EVERY;
         let mut next_dead_check = Instant::now();
@@ -269,6 +270,7 @@ impl Worker {
                     warn!(worker = self.index, error = %e, "media poll failed");
                 }
             }
+            let mut tick_due = self.pacer.poll_timeout();
             for event in &events {
                 if event.token() == WAKER {
                     if !self.drain_commands() {
@@ -277,6 +279,13 @@ impl Worker {
                     }
                 } else {
                     self.readable(event.token());
+                }
+                // A busy loop must not hold the clock back: a thousand
+                // ready sockets take milliseconds to serve.
+                let now = Instant::now();
+                if now >= tick_due {
+                    self.tick(now);
+                    tick_due = self.pacer.poll_timeout();
                 }
             }
             if events.is_empty() {

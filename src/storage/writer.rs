@@ -189,7 +189,10 @@ pub(crate) fn spawn(store: Store) -> Result<(BindingWriter, WriterHandle), Stora
     let thread_shared = Arc::clone(&shared);
     let thread = std::thread::Builder::new()
         .name("storage-writer".to_owned())
-        .spawn(move || WriterThread::new(store, thread_shared).run(&rx))
+        .spawn(move || {
+            crate::os::background_thread();
+            WriterThread::new(store, thread_shared).run(&rx)
+        })
         .map_err(StorageError::WriterSpawn)?;
     Ok((
         BindingWriter {

@@ -1,0 +1,44 @@
+//! Scheduling hints for the threads the gateway owns.
+//!
+//! The media workers must wake on time every 20 ms even when the machine is
+//! busy (a late tick is a late prompt frame and a late recording frame),
+//! while the recorder and store writers only need to keep up on average:
+//! their queues absorb seconds. On Linux the workers get a higher priority
+//! (nice −11, which needs CAP_SYS_NICE, as root has) and the writers
+//! SCHED_BATCH at nice 9. Without the privilege the workers keep the default
+//! priority; that is logged, not an error.
+
+use thread_priority::{
+    set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy, ThreadPriority,
+    ThreadPriorityValue, ThreadSchedulePolicy,
+};
+use tracing::{debug, info};
+
+/// The crate maps 0..=99 onto nice 19..=-20: 75 is nice -11, 25 is nice 9.
+const MEDIA: u8 = 75;
+const BACKGROUND: u8 = 25;
+
+fn set(value: u8, policy: NormalThreadSchedulePolicy) -> Result<(), String> {
+    let priority = ThreadPriorityValue::try_from(value).map_err(|e| e.to_string())?;
+    set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Crossplatform(priority),
+        ThreadSchedulePolicy::Normal(policy),
+    )
+    .map_err(|e| format!("{e:?}"))
+}
+
+/// For a media worker thread, called from the thread itself.
+pub fn media_thread() {
+    match set(MEDIA, NormalThreadSchedulePolicy::Other) {
+        Ok(()) => debug!("media worker at raised priority"),
+        Err(e) => info!(error = %e, "media worker keeps the default priority (no CAP_SYS_NICE)"),
+    }
+}
+
+/// For a thread that writes behind a queue (recordings, the store).
+pub fn background_thread() {
+    if let Err(e) = set(BACKGROUND, NormalThreadSchedulePolicy::Batch) {
+        debug!(error = %e, "background thread keeps its priority");
+    }
+}
