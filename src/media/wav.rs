@@ -14,7 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// Buffered bytes per recording before they go to the file.
-const WRITE_BUFFER: usize = 64 * 1024;
+const WRITE_BUFFER: usize = 32 * 1024;
 
 /// Sample rates the media engine can play or record without resampling.
 pub const SUPPORTED_SAMPLE_RATES: [u32; 3] = [8000, 16000, 48000];
@@ -374,9 +374,10 @@ impl WavWriter {
                 expected: "1 or 2",
             });
         }
-        // A second of 16 kHz stereo fits: the buffer reaches the file once
-        // per header update, not every 8 KiB (thousands of recordings at
-        // once make that a lot of system calls).
+        // A second of 8 kHz stereo (32,000 bytes) fits: the buffer reaches
+        // the file about once per header update rather than every 8 KiB
+        // (thousands of recordings at once make that a lot of system calls),
+        // for 32 KiB of memory per recording.
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, File::create(path)?);
         out.write_all(&header(sample_rate, channels, 0))?;
         // Get the valid empty header on disk before any sample.
