@@ -1253,7 +1253,11 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
     loop {
         let now = Instant::now();
         while next < to_close.len() && teardown + bye_interval * next as u32 <= now {
-            sip.start_bye(to_close[next], now);
+            // The gateway hangs up the other leg of a pair itself: a leg
+            // it closed meanwhile gets no BYE of ours.
+            if sip.legs[to_close[next].index()].phase == Phase::Answered {
+                sip.start_bye(to_close[next], now);
+            }
             next += 1;
         }
         pump(&mut sip, &to_senders);

@@ -68,6 +68,19 @@ struct Call {
     ended: bool,
     /// What to start once the media is negotiated.
     start: Option<PendingStart>,
+    /// Our 2xx until its ACK arrives (RFC 3261 §13.3.1.4).
+    unacked: Option<Unacked>,
+}
+
+/// A 2xx the UAS core resends until the ACK: the INVITE server transaction
+/// hands 2xx reliability to the TU (RFC 6026 §7.1), since the ACK may come
+/// end to end through proxies that forward without retransmitting.
+#[derive(Debug)]
+struct Unacked {
+    data: Bytes,
+    next: Instant,
+    interval: Duration,
+    give_up: Instant,
 }
 
 /// A call answered but whose media waits for the SDP answer in the ACK.
@@ -190,18 +203,20 @@ impl Endpoint {
     /// Answers an INVITE to a test extension, if it is one.
     pub(super) fn test_call(
         &mut self,
+        now: Instant,
         wall: SystemTime,
         request: &Request,
         source: &Flow,
     ) -> Option<Response> {
         let dialled = Self::dialled(request);
         let (extension, room) = self.calls.test_extension(&dialled)?;
-        Some(self.answer_test_call(wall, request, source, &extension, room, &dialled))
+        let at = (now, wall);
+        Some(self.answer_test_call(at, request, source, &extension, room, &dialled))
     }
 
     fn answer_test_call(
         &mut self,
-        wall: SystemTime,
+        (now, wall): (Instant, SystemTime),
         request: &Request,
         source: &Flow,
         extension: &TestExtension,
@@ -316,6 +331,12 @@ impl Endpoint {
                     caller,
                     wall,
                 }),
+                unacked: Some(Unacked {
+                    data: Bytes::from(response.to_bytes()),
+                    next: now + self.config.timers.t1,
+                    interval: self.config.timers.t1,
+                    give_up: now + self.config.timers.t1.saturating_mul(64),
+                }),
             },
         );
         if let Some(n) = negotiated {
@@ -328,9 +349,10 @@ impl Endpoint {
     /// answer to ours (RFC 3264 §5); without one, the call cannot go on
     /// and is hung up (RFC 3261 §13.3.1.4).
     pub(super) fn call_ack(&mut self, now: Instant, id: &DialogId, request: &Request) {
-        let Some(call) = self.calls.calls.get(id) else {
+        let Some(call) = self.calls.calls.get_mut(id) else {
             return;
         };
+        call.unacked = None;
         if call.negotiated.is_some() || call.ended {
             return;
         }
@@ -650,6 +672,42 @@ impl Endpoint {
         let ids: Vec<DialogId> = self.calls.calls.keys().cloned().collect();
         for id in ids {
             self.hang_up(now, &id, "gateway shutting down");
+        }
+    }
+
+    /// When a 2xx is next due again.
+    pub(super) fn calls_timeout(&self) -> Option<Instant> {
+        self.calls
+            .calls
+            .values()
+            .filter_map(|c| c.unacked.as_ref().map(|u| u.next.min(u.give_up)))
+            .min()
+    }
+
+    /// RFC 3261 §13.3.1.4: our 2xx again at T1, 2·T1, … capped at T2
+    /// until the ACK; after 64·T1 without one the call is hung up.
+    pub(super) fn calls_handle_timeout(&mut self, now: Instant) {
+        let t2 = self.config.timers.t2;
+        let mut lost = Vec::new();
+        for (id, call) in &mut self.calls.calls {
+            let Some(u) = call.unacked.as_mut() else {
+                continue;
+            };
+            if now >= u.give_up {
+                warn!(call = %call.call_id, "no ACK for our 2xx: hanging up");
+                call.unacked = None;
+                lost.push(id.clone());
+            } else if now >= u.next {
+                self.outputs.push_back(Output::Transmit {
+                    flow: call.flow.clone(),
+                    data: u.data.clone(),
+                });
+                u.interval = (u.interval * 2).min(t2);
+                u.next = now + u.interval;
+            }
+        }
+        for id in lost {
+            self.hang_up(now, &id, "no ACK");
         }
     }
 

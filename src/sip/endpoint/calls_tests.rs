@@ -304,3 +304,45 @@ fn a_room_bridges_its_two_callers_and_one_hanging_up_ends_both() {
     assert_eq!(byes.len(), 1, "the partner is hung up");
     assert_eq!(byes[0].headers.call_id.to_string(), "call-41002");
 }
+
+#[test]
+fn our_2xx_is_resent_until_the_ack_and_the_call_ends_without_one() {
+    let mut p = Phone::new();
+    let ok = p.call(41000, "*43", OFFER);
+    assert_eq!(ok.status, 200);
+    let start = p.now;
+    let mut resent = 0;
+    let mut steps = 0;
+    while let Some(due) = p.ep.poll_timeout() {
+        if due > start + std::time::Duration::from_secs(40) || steps > 1000 {
+            break;
+        }
+        steps += 1;
+        p.now = due;
+        p.ep.handle_timeout(p.now, p.wall);
+        resent += p
+            .drain()
+            .iter()
+            .filter(|r| r.status == 200 && r.headers.cseq.method == Method::Invite)
+            .count();
+        if p.requests.iter().any(|r| r.method == Method::Bye) {
+            break;
+        }
+    }
+    // T1 = 0.5 s doubling to T2 = 4 s within 64·T1 = 32 s: 0.5, 1, 2, 4, 4…
+    assert!((9..=11).contains(&resent), "{resent} retransmissions");
+    assert!(
+        p.requests.iter().any(|r| r.method == Method::Bye),
+        "hung up after 64·T1"
+    );
+    assert!(p.now - start >= std::time::Duration::from_secs(32));
+
+    // With the ACK, nothing more is sent.
+    let mut p = Phone::new();
+    let ok = p.call(41000, "*43", OFFER);
+    p.in_dialog(41000, "ACK", &ok, 2, "");
+    p.now += std::time::Duration::from_secs(1);
+    p.ep.handle_timeout(p.now, p.wall);
+    // (The 407 is still resent: this phone never ACKed it.)
+    assert!(!p.drain().iter().any(|r| r.status == 200));
+}

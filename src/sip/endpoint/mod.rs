@@ -253,6 +253,7 @@ impl Endpoint {
             self.send_qualify(now, probe);
         }
         self.drive_trunks(now);
+        self.calls_handle_timeout(now);
         self.pump(now, wall);
     }
 
@@ -265,6 +266,7 @@ impl Endpoint {
             self.tx.poll_timeout(),
             self.registrar.poll_timeout(),
             self.trunks_timeout(),
+            self.calls_timeout(),
         ]
         .into_iter()
         .flatten()

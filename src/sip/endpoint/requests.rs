@@ -138,7 +138,7 @@ impl Endpoint {
                 return *response;
             }
         }
-        if let Some(response) = self.test_call(wall, request, source) {
+        if let Some(response) = self.test_call(now, wall, request, source) {
             return response;
         }
         let target = Self::dialled(request);
