@@ -714,6 +714,57 @@ impl Session {
     }
 }
 
+/// Fuzz body: arbitrary datagrams and RTCP on both legs of a transcoded,
+/// recorded session, with ticks in between, must not panic.
+pub fn fuzz_session(data: &[u8]) {
+    let t0 = Instant::now();
+    let leg = |codec, pt, port, ssrc| LegSetup {
+        codec,
+        payload_type: pt,
+        dtmf_payload_type: Some(101),
+        remote: Some(([10, 0, 0, 1], port).into()),
+        direction: sdp::Direction::SendRecv,
+        our_ssrc: Ssrc(ssrc),
+        initial_seq: 1,
+        initial_ts: 1,
+    };
+    let config = SessionConfig {
+        dead_after: Duration::from_secs(5),
+        jitter: JitterConfig::default(),
+    };
+    let Ok(mut s) = Session::new(t0, SessionId(1), config, leg(Codec::Pcmu, 0, 4000, 7)) else {
+        return;
+    };
+    if s.attach(t0, LegId::Agent, leg(Codec::Opus, 111, 4002, 8))
+        .is_err()
+        || s.set_feed(LegId::Caller, Feed::Other).is_err()
+        || s.set_feed(LegId::Agent, Feed::Other).is_err()
+        || s.set_recording(true).is_err()
+    {
+        return;
+    }
+    let from: SocketAddr = ([10, 0, 0, 1], 4000).into();
+    let mut buf = [0u8; 1500];
+    for (i, chunk) in data.chunks(200).enumerate() {
+        let now = t0 + Duration::from_millis(10 * i as u64);
+        let leg = if i % 2 == 0 {
+            LegId::Caller
+        } else {
+            LegId::Agent
+        };
+        let packet = &mut buf[..chunk.len()];
+        packet.copy_from_slice(chunk);
+        let _ = s.on_rtp(now, leg, from, packet);
+        let _ = s.on_rtcp(now, 0, leg, from, chunk);
+        if i % 2 == 1 {
+            let _ = s.on_tick(now, FrameIndex(i as u64 / 2));
+        }
+        while s.poll_transmit().is_some() {}
+        while s.poll_event().is_some() {}
+        s.handle_timeout(now);
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -802,6 +853,13 @@ mod tests {
 
     fn dominant(pcm: &[i16], freq: f64, other: f64) -> bool {
         power(pcm, BUS_RATE, freq) > 100.0 * power(pcm, BUS_RATE, other)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_datagrams_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4000)) {
+            fuzz_session(&data);
+        }
     }
 
     #[test]

@@ -193,11 +193,37 @@ pub fn sipp_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp")
 }
 
+/// A UDP port `p` with `p + 2` free too: SIPp binds its audio RTP socket
+/// on `-mp` and its video one two ports above.
+fn free_media_port(ip: &str) -> u16 {
+    for _ in 0..100 {
+        let audio = UdpSocket::bind((ip, 0)).unwrap();
+        let port = audio.local_addr().unwrap().port();
+        if port < u16::MAX - 2 && UdpSocket::bind((ip, port + 2)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free media port pair on {ip}");
+}
+
 /// Runs a SIPp scenario against the gateway and returns (success, output).
+/// Ports are chosen free but other tests run meanwhile: a run that could
+/// not bind its sockets is tried again.
 pub fn sipp(gw: &Gateway, scenario: &str, args: &[&str]) -> (bool, String) {
+    let mut result = sipp_once(gw, scenario, args);
+    for _ in 0..2 {
+        if result.0 || !result.1.contains("Unable to bind") {
+            break;
+        }
+        result = sipp_once(gw, scenario, args);
+    }
+    result
+}
+
+fn sipp_once(gw: &Gateway, scenario: &str, args: &[&str]) -> (bool, String) {
     require("sipp");
     let local = free_port(&gw.ip);
-    let media = free_port(&gw.ip);
+    let media = free_media_port(&gw.ip);
     let out = Command::new("sipp")
         .current_dir(sipp_dir())
         .args([
