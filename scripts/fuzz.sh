@@ -23,12 +23,12 @@ target="${2:-parse_message}"
 sanitizer="${FUZZ_SANITIZER:-none}"
 
 if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
-    echo "usage: ${0##*/} [SECONDS] [parse_message|stream_framer|sdp_parse|rtp_packet|rtcp_compound|dtmf_event|wav_file|rtp_relay]" >&2
+    echo "usage: ${0##*/} [SECONDS] [parse_message|stream_framer|sdp_parse|rtp_packet|rtcp_compound|dtmf_event|wav_file|rtp_relay|media_session]" >&2
     exit 64
 fi
 case "$target" in
-    parse_message | stream_framer | sdp_parse | rtp_packet | rtcp_compound | dtmf_event | wav_file | rtp_relay) ;;
-    *) echo "unknown fuzz target '$target' (parse_message, stream_framer, sdp_parse, rtp_packet, rtcp_compound, dtmf_event, wav_file, rtp_relay)" >&2; exit 64 ;;
+    parse_message | stream_framer | sdp_parse | rtp_packet | rtcp_compound | dtmf_event | wav_file | rtp_relay | media_session) ;;
+    *) echo "unknown fuzz target '$target' (parse_message, stream_framer, sdp_parse, rtp_packet, rtcp_compound, dtmf_event, wav_file, rtp_relay, media_session)" >&2; exit 64 ;;
 esac
 case "$sanitizer" in
     none) ;;
