@@ -1380,7 +1380,7 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
     println!("  RTP: sent {} received {} lost {} ({:.4} %), worst leg lost {}, send errors {send_errors}, non-media datagrams {not_rtp}",
         totals.sent, totals.received, totals.lost, loss_pct(&totals), totals.worst_leg_lost);
     if stamped {
-        println!("  one-way latency through the gateway (ms): p50 {p50} p99 {p99} max {max} ({} samples, {} over 1 s, whose quantiles read as the max)", latency.count(), latency.overflow());
+        println!("  one-way latency through the relay (ms): p50 {p50} p99 {p99} max {max} ({} samples, {} over 1 s, whose quantiles read as the max)", latency.count(), latency.overflow());
     } else {
         println!("  transcoded: payloads are not preserved, so loss is counted per gateway port (capped at what was sent) and latency is not measured");
     }
