@@ -77,3 +77,6 @@ relay=
 
 summarize bench-rtpengine rtpengine "$pairs" pcmu pcmu "$rss_idle"
 echo "rtpengine warnings/errors logged: $(grep -cE 'WARNING|ERR|CRIT' "$work/rtpengine.log" || true)"
+# The commonest, without the time stamp and call id, so they group.
+grep -E 'WARNING|ERR|CRIT' "$work/rtpengine.log" | sed 's/^\[[0-9.]*\] //; s/\[lgr-[^]]*\]: //' |
+    sort | uniq -c | sort -rn | head -3 || true
