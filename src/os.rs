@@ -3,10 +3,11 @@
 //! The media workers must wake on time every 20 ms even when the machine is
 //! busy (a late tick is a late prompt frame and a late recording frame),
 //! while the recorder and store writers only need to keep up on average:
-//! their queues absorb seconds. On Linux the workers get a higher priority
-//! (nice −11, which needs CAP_SYS_NICE, as root has) and the writers
-//! SCHED_BATCH at nice 9. Without the privilege the workers keep the default
-//! priority; that is logged, not an error.
+//! their queues absorb seconds. The signalling thread is as urgent: a caller
+//! retransmits an INVITE that waits half a second for its answer. On Linux
+//! both get a higher priority (nice −11, which needs CAP_SYS_NICE, as root
+//! has) and the writers SCHED_BATCH at nice 9. Without the privilege the
+//! threads keep the default priority; that is logged, not an error.
 
 use thread_priority::{
     set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy, ThreadPriority,
@@ -15,7 +16,7 @@ use thread_priority::{
 use tracing::{debug, info};
 
 /// The crate maps 0..=99 onto nice 19..=-20: 75 is nice -11, 25 is nice 9.
-const MEDIA: u8 = 75;
+const URGENT: u8 = 75;
 const BACKGROUND: u8 = 25;
 
 fn set(value: u8, policy: NormalThreadSchedulePolicy) -> Result<(), String> {
@@ -28,11 +29,12 @@ fn set(value: u8, policy: NormalThreadSchedulePolicy) -> Result<(), String> {
     .map_err(|e| format!("{e:?}"))
 }
 
-/// For a media worker thread, called from the thread itself.
-pub fn media_thread() {
-    match set(MEDIA, NormalThreadSchedulePolicy::Other) {
-        Ok(()) => debug!("media worker at raised priority"),
-        Err(e) => info!(error = %e, "media worker keeps the default priority (no CAP_SYS_NICE)"),
+/// For a media worker or the signalling thread, called from the thread
+/// itself.
+pub fn urgent_thread(role: &str) {
+    match set(URGENT, NormalThreadSchedulePolicy::Other) {
+        Ok(()) => debug!(role, "thread at raised priority"),
+        Err(e) => info!(role, error = %e, "thread keeps the default priority (no CAP_SYS_NICE)"),
     }
 }
 

@@ -253,7 +253,7 @@ impl Worker {
     }
 
     fn run(mut self) {
-        crate::os::media_thread();
+        crate::os::urgent_thread("media worker");
         let mut events = Events::with_capacity(1024);
         let mut next_stats = Instant::now() + STATS_EVERY;
         let mut next_dead_check = Instant::now();

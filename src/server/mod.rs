@@ -79,6 +79,8 @@ pub async fn run_until(
     config: Config,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
+    // This thread runs the signalling (a current-thread runtime).
+    crate::os::urgent_thread("signalling");
     let store = Store::open(&config.storage.path)?;
     let stored = store.load_bindings(SystemTime::now())?;
     let (writer, writer_handle) = store.spawn_writer()?;

@@ -4,9 +4,11 @@
 //!
 //!   switchboard-loadgen register --target 127.0.0.1:5060 --rate 20000 --count 200000
 //!   switchboard-loadgen media --target 127.0.0.1:5060 --pairs 2000 --setup-rate 200 --hold-secs 30
+//!   switchboard-loadgen media --rtpengine 127.0.0.1:2223 --pairs 2000 (same, relayed by rtpengine)
 
 mod media;
 mod register;
+mod rtpengine;
 
 use std::process::ExitCode;
 

@@ -41,6 +41,10 @@ pub struct MediaArgs {
     /// The gateway's SIP address (UDP).
     #[arg(long, default_value = "127.0.0.1:5060")]
     target: SocketAddr,
+    /// Set the pairs up on an rtpengine at this ng control address instead
+    /// of calling the gateway (same RTP and measurement; see rtpengine.rs).
+    #[arg(long)]
+    rtpengine: Option<SocketAddr>,
     /// The agent every call authenticates as.
     #[arg(long, default_value = "1001")]
     user: String,
@@ -112,6 +116,8 @@ pub enum MediaError {
     Opus(#[from] audiopus::Error),
     #[error("a worker thread panicked")]
     Panicked,
+    #[error("rtpengine: {0}")]
+    Rtpengine(#[from] crate::rtpengine::NgError),
 }
 
 /// Why the SDP answer of a 200 gave no usable media address.
@@ -138,13 +144,13 @@ pub enum AnswerError {
 pub struct LegId(pub u32);
 
 impl LegId {
-    fn pair(self) -> u32 {
+    pub(crate) fn pair(self) -> u32 {
         self.0 / 2
     }
-    fn side(self) -> u8 {
+    pub(crate) fn side(self) -> u8 {
         (self.0 % 2) as u8
     }
-    fn peer(self) -> LegId {
+    pub(crate) fn peer(self) -> LegId {
         LegId(self.0 ^ 1)
     }
     fn from_parts(pair: u32, side: u8) -> Option<LegId> {
@@ -153,7 +159,7 @@ impl LegId {
             .filter(|_| side <= 1)
             .map(LegId)
     }
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self.0 as usize
     }
 }
@@ -608,7 +614,7 @@ const T2: Duration = Duration::from_secs(4);
 const GIVE_UP: Duration = Duration::from_secs(32);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Phase {
     Idle,
     Inviting,
     Answered,
@@ -1030,6 +1036,76 @@ User-Agent: switchboard-loadgen\r\nContent-Length: {len}\r\n\r\n{body}",
     }
 }
 
+/// Sets the calls up and tears them down: the gateway over SIP, or an
+/// rtpengine over its ng protocol (`--rtpengine`); the RTP streams and
+/// their measurement are the same for both.
+pub(crate) trait Signalling {
+    /// Starts setting `leg` up (legs A then B of each pair, in order).
+    fn start(&mut self, leg: LegId, now: Instant);
+    /// Waits up to `wait` for signalling and handles it.
+    fn poll(&mut self, buf: &mut [u8], wait: Duration);
+    /// Retransmissions and time-outs.
+    fn sweep(&mut self, now: Instant);
+    /// Legs whose media address became known since the last call.
+    fn take_ready(&mut self) -> Vec<LegId>;
+    /// Where `leg` sends its RTP.
+    fn media(&self, leg: LegId) -> Option<AnswerMedia>;
+    fn phase(&self, leg: LegId) -> Phase;
+    fn count(&self, phase: Phase) -> usize;
+    fn begin_teardown(&mut self);
+    /// Ends `leg`.
+    fn stop(&mut self, leg: LegId, now: Instant);
+    fn setup_failed(&self) -> u32;
+    /// Setup failures by cause, and what it took.
+    fn setup_report(&self) -> String;
+    fn teardown_report(&self) -> String;
+}
+
+impl Signalling for Sip {
+    fn start(&mut self, leg: LegId, now: Instant) {
+        self.start_invite(leg, now);
+    }
+    fn poll(&mut self, buf: &mut [u8], wait: Duration) {
+        Sip::poll(self, buf, wait);
+    }
+    fn sweep(&mut self, now: Instant) {
+        Sip::sweep(self, now);
+    }
+    fn take_ready(&mut self) -> Vec<LegId> {
+        std::mem::take(&mut self.ready)
+    }
+    fn media(&self, leg: LegId) -> Option<AnswerMedia> {
+        self.legs[leg.index()].media
+    }
+    fn phase(&self, leg: LegId) -> Phase {
+        self.legs[leg.index()].phase
+    }
+    fn count(&self, phase: Phase) -> usize {
+        Sip::count(self, phase)
+    }
+    fn begin_teardown(&mut self) {
+        self.tearing_down = true;
+    }
+    fn stop(&mut self, leg: LegId, now: Instant) {
+        self.start_bye(leg, now);
+    }
+    fn setup_failed(&self) -> u32 {
+        self.stats.failures.values().sum()
+    }
+    fn setup_report(&self) -> String {
+        format!(
+            "{:?} (1 = unusable SDP answer, 408 = no answer), {} SIP retransmissions",
+            self.stats.failures, self.stats.retransmits
+        )
+    }
+    fn teardown_report(&self) -> String {
+        format!(
+            "answers to our BYEs by status {:?} (0 = none), BYEs from the gateway: {} during teardown, {} before it",
+            self.stats.bye_status, self.stats.remote_byes_teardown, self.stats.remote_byes_early
+        )
+    }
+}
+
 // ---------------------------------------------------------------- run
 
 pub fn run(args: MediaArgs) -> ExitCode {
@@ -1057,7 +1133,7 @@ fn marker(text: &str) {
 
 fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
     const BUFFER: usize = 8 << 20;
-    let local_ip = local_ip_for(args.target)?;
+    let local_ip = local_ip_for(args.rtpengine.unwrap_or(args.target))?;
     let stamped = args.codec_a == CodecChoice::Pcmu && args.codec_b == CodecChoice::Pcmu;
     let opus = Arc::new(if stamped { Vec::new() } else { opus_frames()? });
     let epoch = Instant::now();
@@ -1100,57 +1176,64 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
         to_senders.push(tx);
     }
 
-    let sip_socket = udp_socket(local_ip, BUFFER)?;
-    let local = sip_socket.local_addr().map_err(MediaError::Socket)?;
     let legs_total = args.pairs as usize * 2;
-    let mut sip = Sip {
-        socket: sip_socket,
-        target: args.target,
-        local,
-        domain: host(args.target.ip()),
-        run: rand::random(),
-        user: args.user.clone(),
-        password: args.password.clone(),
-        codecs: [args.codec_a, args.codec_b],
-        rtp_ports,
-        local_ip,
-        legs: (0..legs_total)
-            .map(|_| SipLeg {
-                phase: Phase::Idle,
-                cseq: 0,
-                request: Vec::new(),
-                started: epoch,
-                last_sent: epoch,
-                retransmits: 0,
-                provisional: false,
-                to: String::new(),
-                remote_target: String::new(),
-                remote_addr: args.target,
-                route: Vec::new(),
-                ack: Vec::new(),
-                media: None,
-            })
-            .collect(),
-        ready: Vec::new(),
-        stats: SipStats::default(),
-        tearing_down: false,
+    let codecs = [args.codec_a, args.codec_b];
+    let mut sip: Box<dyn Signalling> = if let Some(ng) = args.rtpengine {
+        Box::new(crate::rtpengine::NgCalls::new(
+            ng, local_ip, codecs, rtp_ports, legs_total,
+        )?)
+    } else {
+        let sip_socket = udp_socket(local_ip, BUFFER)?;
+        let local = sip_socket.local_addr().map_err(MediaError::Socket)?;
+        Box::new(Sip {
+            socket: sip_socket,
+            target: args.target,
+            local,
+            domain: host(args.target.ip()),
+            run: rand::random(),
+            user: args.user.clone(),
+            password: args.password.clone(),
+            codecs,
+            rtp_ports,
+            local_ip,
+            legs: (0..legs_total)
+                .map(|_| SipLeg {
+                    phase: Phase::Idle,
+                    cseq: 0,
+                    request: Vec::new(),
+                    started: epoch,
+                    last_sent: epoch,
+                    retransmits: 0,
+                    provisional: false,
+                    to: String::new(),
+                    remote_target: String::new(),
+                    remote_addr: args.target,
+                    route: Vec::new(),
+                    ack: Vec::new(),
+                    media: None,
+                })
+                .collect(),
+            ready: Vec::new(),
+            stats: SipStats::default(),
+            tearing_down: false,
+        })
     };
     let mut buf = vec![0u8; 65_536];
     let mut last_sweep = epoch;
-    let mut pump = |sip: &mut Sip, to_senders: &[mpsc::Sender<SendLeg>]| {
+    let mut pump = |sip: &mut Box<dyn Signalling>, to_senders: &[mpsc::Sender<SendLeg>]| {
         sip.poll(&mut buf, Duration::from_millis(2));
         let now = Instant::now();
         if now.duration_since(last_sweep) >= Duration::from_millis(50) {
             last_sweep = now;
             sip.sweep(now);
         }
-        for leg in std::mem::take(&mut sip.ready) {
-            let Some(media) = sip.legs[leg.index()].media else {
+        for leg in sip.take_ready() {
+            let Some(media) = sip.media(leg) else {
                 continue;
             };
             let send = SendLeg {
                 leg,
-                codec: sip.codecs[leg.side() as usize],
+                codec: codecs[leg.side() as usize],
                 socket: rtp[leg.index() % rtp.len()].clone(),
                 remote: media.addr,
                 seq: 0,
@@ -1170,7 +1253,7 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
     loop {
         let now = Instant::now();
         while started < legs_total && setup_start + interval * started as u32 <= now {
-            sip.start_invite(LegId(started as u32), now);
+            sip.start(LegId(started as u32), now);
             started += 1;
         }
         pump(&mut sip, &to_senders);
@@ -1229,10 +1312,10 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
     } else {
         // Packets from the gateway port of leg X carry what X's peer sent.
         let mut m = HashMap::new();
-        for (i, l) in sip.legs.iter().enumerate() {
-            if let Some(media) = l.media {
+        for leg in (0..legs_total as u32).map(LegId) {
+            if let Some(media) = sip.media(leg) {
                 let count = by_source.get(&media.addr).copied().unwrap_or(0);
-                m.insert(LegId(i as u32).peer(), count);
+                m.insert(leg.peer(), count);
             }
         }
         m
@@ -1243,9 +1326,9 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
     let bye_interval = interval / 2;
     let to_close: Vec<LegId> = (0..legs_total as u32)
         .map(LegId)
-        .filter(|l| sip.legs[l.index()].phase == Phase::Answered)
+        .filter(|&l| sip.phase(l) == Phase::Answered)
         .collect();
-    sip.tearing_down = true;
+    sip.begin_teardown();
     let teardown = Instant::now();
     let teardown_end =
         teardown + bye_interval * to_close.len() as u32 + GIVE_UP + Duration::from_secs(2);
@@ -1255,8 +1338,8 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
         while next < to_close.len() && teardown + bye_interval * next as u32 <= now {
             // The gateway hangs up the other leg of a pair itself: a leg
             // it closed meanwhile gets no BYE of ours.
-            if sip.legs[to_close[next].index()].phase == Phase::Answered {
-                sip.start_bye(to_close[next], now);
+            if sip.phase(to_close[next]) == Phase::Answered {
+                sip.stop(to_close[next], now);
             }
             next += 1;
         }
@@ -1276,7 +1359,7 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
     } else {
         ("n/a".to_owned(), "n/a".to_owned(), "n/a".to_owned())
     };
-    let setup_failed: u32 = sip.stats.failures.values().sum();
+    let setup_failed = sip.setup_failed();
     let codec = |c: CodecChoice| {
         if c == CodecChoice::Pcmu {
             "pcmu"
@@ -1293,13 +1376,15 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
         args.rtp_sockets,
         args.sender_threads
     );
-    println!("  setup: {legs_up} legs up, {setup_failed} failed {:?} (1 = unusable SDP answer, 408 = no answer), {:.1} s, {} SIP retransmissions",
-        sip.stats.failures, setup_secs, sip.stats.retransmits);
+    println!(
+        "  setup: {legs_up} legs up, {setup_failed} failed {}, {setup_secs:.1} s",
+        sip.setup_report()
+    );
     println!("  steady phase: {steady_secs:.1} s with all answered calls up");
     println!("  RTP: sent {} received {} lost {} ({:.4} %), worst leg lost {}, send errors {send_errors}, non-media datagrams {not_rtp}",
         totals.sent, totals.received, totals.lost, loss_pct(&totals), totals.worst_leg_lost);
     if stamped {
-        println!("  one-way latency through the gateway (ms): p50 {p50} p99 {p99} max {max} ({} samples, {} over 1 s, whose quantiles read as the max)", latency.count(), latency.overflow());
+        println!("  one-way latency through the relay (ms): p50 {p50} p99 {p99} max {max} ({} samples, {} over 1 s, whose quantiles read as the max)", latency.count(), latency.overflow());
     } else {
         println!("  transcoded: payloads are not preserved, so loss is counted per gateway port (capped at what was sent) and latency is not measured");
     }
@@ -1307,8 +1392,7 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
         totals.sent, if due == 0 { 100.0 } else { totals.sent as f64 * 100.0 / due as f64 },
         max_late.as_secs_f64() * 1e3,
         if totals.sent + due / 1000 < due { " -- GENERATOR OVERLOADED: the offered load is below the nominal" } else { "" });
-    println!("  teardown: answers to our BYEs by status {:?} (0 = none), BYEs from the gateway: {} during teardown, {} before it",
-        sip.stats.bye_status, sip.stats.remote_byes_teardown, sip.stats.remote_byes_early);
+    println!("  teardown: {}", sip.teardown_report());
     println!(
         "RESULT pairs={} legs_up={legs_up} setup_failed={setup_failed} sent={} received={} lost={} loss_pct={:.4} lat_p50_ms={p50} lat_p99_ms={p99} lat_max_ms={max}",
         args.pairs, totals.sent, totals.received, totals.lost, loss_pct(&totals)
