@@ -101,10 +101,15 @@ if [ -z "$late_values" ]; then
 else
     late_p99=$(awk '{v[NR] = $1} END {printf "median %d µs, worst %d µs over %d worker stats lines", v[int((NR + 1) / 2)], v[NR], NR}' <<< "$late_values")
 fi
+# The longest tick per worker stats line (while it runs, packets wait).
+tick_values=$(sed 's/\x1b\[[0-9;]*m//g' "$work/gw.log" | sed -n 's/.*media worker stats.* sessions=\([0-9]*\) .*tick_max_us=\([0-9]*\).*/\1 \2/p' |
+    awk '$1 > 0 {print $2}' | sort -n)
+tick_max=$(awk '{v[NR] = $1} END {if (NR) printf "median %d µs, worst %d µs", v[int((NR + 1) / 2)], v[NR]; else print "n/a"}' <<< "$tick_values")
 wavs=$(find "$work/rec" -name '*.wav' 2> /dev/null | wc -l || true)
 rec_bytes=$(find "$work/rec" -type f -printf '%s\n' 2> /dev/null | awk '{s += $1} END {print s + 0}' || true)
 
 printf "playback clock p99 late   %s\n" "$late_p99"
+printf "longest tick per window   %s\n" "$tick_max"
 awk -v wavs="$wavs" -v rb="$rec_bytes" -v record="$record" 'BEGIN {
     printf "recordings written        %d WAV files, %.1f MiB in all (with sidecars; record = %s)\n", wavs, rb / 1048576, record
 }'

@@ -452,6 +452,17 @@ impl Session {
             })
     }
 
+    /// Whether the tick sends packets (prompts, transcoding, DTMF): such
+    /// sessions are ticked first, as one batch, so their packets keep time.
+    pub fn sends_on_tick(&self) -> bool {
+        [LegId::Caller, LegId::Agent].into_iter().any(|leg| {
+            self.transcodes_into(leg)
+                || self.legs[index(leg)].as_ref().is_some_and(|m| {
+                    matches!(m.feed, Feed::Play(_)) || !m.generator.dtmf.is_empty()
+                })
+        })
+    }
+
     /// One datagram on `leg`'s RTP socket. On `Some`, the packet has been
     /// rewritten in place and goes to the returned leg and address.
     pub fn on_rtp(

@@ -43,6 +43,9 @@ const STATS_EVERY: Duration = Duration::from_secs(10);
 /// packets that queued meanwhile (thousands of streams at 50 packets/s).
 const SOCKET_BUFFER: usize = 256 * 1024;
 const WAKER: Token = Token(usize::MAX);
+/// Sessions ticked between two looks at the sockets (about a quarter of a
+/// millisecond of recording work).
+const SERVE_EVERY: usize = 64;
 
 /// Why the media workers could not start.
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +218,13 @@ struct Worker {
     logged: PacerStats,
     /// Worst lateness since the last stats line.
     window_max: Duration,
+    /// The waker fired: commands are waiting.
+    wake_pending: bool,
+    /// Events of the polls made inside a tick.
+    mid_events: Option<Events>,
+    /// Longest tick (playback, transcoding, recording of every session)
+    /// since the last stats line: packets wait while it runs.
+    tick_max: Duration,
     counters: Counters,
     next_recording: u64,
     buf: Vec<u8>,
@@ -244,6 +254,9 @@ impl Worker {
             by_session: HashMap::new(),
             logged: *pacer.stats(),
             window_max: Duration::ZERO,
+            tick_max: Duration::ZERO,
+            wake_pending: false,
+            mid_events: Some(Events::with_capacity(256)),
             pacer,
             counters: Counters::default(),
             next_recording: 0,
@@ -273,10 +286,7 @@ impl Worker {
             let mut tick_due = self.pacer.poll_timeout();
             for event in &events {
                 if event.token() == WAKER {
-                    if !self.drain_commands() {
-                        self.close_all();
-                        return;
-                    }
+                    self.wake_pending = true;
                 } else {
                     self.readable(event.token());
                 }
@@ -287,6 +297,10 @@ impl Worker {
                     self.tick(now);
                     tick_due = self.pacer.poll_timeout();
                 }
+            }
+            if std::mem::take(&mut self.wake_pending) && !self.drain_commands() {
+                self.close_all();
+                return;
             }
             if events.is_empty() {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -649,26 +663,61 @@ impl Worker {
         let mut batch: Vec<Chunk> = Vec::new();
         for n in 0..u64::from(tick.frames) {
             let frame = FrameIndex(tick.first_frame.0 + n);
-            for slot in self.slots.iter_mut().flatten() {
-                if !slot.session.needs_tick() {
-                    continue;
+            // Sessions that send on the clock (prompts, transcoding, DTMF)
+            // first, all together: their packets leave on time. Then those
+            // that only record, with looks at the sockets in between.
+            for urgent in [true, false] {
+                let mut ticked = 0usize;
+                for i in 0..self.slots.len() {
+                    let Some(slot) = self.slots[i].as_mut() else {
+                        continue;
+                    };
+                    if !slot.session.needs_tick() || slot.session.sends_on_tick() != urgent {
+                        continue;
+                    }
+                    let audio = slot.session.on_tick(now, frame);
+                    if let (Some(rec), Some(audio)) = (slot.recording.as_mut(), audio) {
+                        rec.tick(
+                            frame,
+                            audio.left.as_ref().map(|f| &f[..]),
+                            audio.right.as_ref().map(|f| &f[..]),
+                            &mut batch,
+                        );
+                    }
+                    Self::drain_session(slot, &self.events, &mut self.counters);
+                    ticked += 1;
+                    if !urgent && ticked % SERVE_EVERY == 0 {
+                        self.serve_ready();
+                    }
                 }
-                let audio = slot.session.on_tick(now, frame);
-                if let (Some(rec), Some(audio)) = (slot.recording.as_mut(), audio) {
-                    rec.tick(
-                        frame,
-                        audio.left.as_ref().map(|f| &f[..]),
-                        audio.right.as_ref().map(|f| &f[..]),
-                        &mut batch,
-                    );
-                }
-                Self::drain_session(slot, &self.events, &mut self.counters);
             }
         }
         if let Some(recorder) = self.recorder.as_ref() {
             // A full queue is counted by the recorder and padded later.
             let _ = recorder.write(batch);
         }
+        self.tick_max = self.tick_max.max(now.elapsed());
+    }
+
+    /// Serves the sockets that became ready, in the middle of a long tick:
+    /// a thousand recorded calls take milliseconds to tick, and relayed
+    /// packets must not wait for all of them.
+    fn serve_ready(&mut self) {
+        let Some(mut events) = self.mid_events.take() else {
+            return;
+        };
+        if self.poll.poll(&mut events, Some(Duration::ZERO)).is_ok() {
+            for event in &events {
+                if event.token() == WAKER {
+                    // Commands wait for the end of the tick: they may
+                    // open or close the sessions being ticked.
+                    self.wake_pending = true;
+                } else {
+                    self.readable(event.token());
+                }
+            }
+        }
+        self.mid_events = Some(events);
     }
 
     fn check_dead(&mut self, now: Instant) {
@@ -728,9 +777,11 @@ impl Worker {
             skipped_frames = window.skipped,
             late_p99_us = u64::try_from(window.p99_late().as_micros()).unwrap_or(u64::MAX),
             late_max_us = u64::try_from(window.max_late.as_micros()).unwrap_or(u64::MAX),
+            tick_max_us = u64::try_from(self.tick_max.as_micros()).unwrap_or(u64::MAX),
             "media worker stats"
         );
         self.logged = total;
         self.window_max = Duration::ZERO;
+        self.tick_max = Duration::ZERO;
     }
 }
