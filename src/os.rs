@@ -1,13 +1,15 @@
 //! Scheduling hints for the threads the gateway owns.
 //!
 //! The media workers must wake on time every 20 ms even when the machine is
-//! busy (a late tick is a late prompt frame and a late recording frame),
-//! while the recorder and store writers only need to keep up on average:
-//! their queues absorb seconds. The signalling thread is as urgent: a caller
-//! retransmits an INVITE that waits half a second for its answer. On Linux
-//! both get a higher priority (nice −11, which needs CAP_SYS_NICE, as root
-//! has) and the writers SCHED_BATCH at nice 9. Without the privilege the
-//! threads keep the default priority; that is logged, not an error.
+//! busy (a late tick is a late prompt frame and a late recording frame).
+//! The signalling thread is as urgent: a caller retransmits an INVITE that
+//! waits half a second for its answer. On Linux both get a higher priority
+//! (nice −11, which needs CAP_SYS_NICE, as root has). The store writer only
+//! needs to keep up on average (its queue absorbs seconds): SCHED_BATCH at
+//! nice 9. The recording writer stays at the default: its work is as large
+//! as the relay's (every call's audio) and a starved recorder would drop
+//! audio. Without the privilege the threads keep the default priority;
+//! that is logged, not an error.
 
 use thread_priority::{
     set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy, ThreadPriority,
@@ -38,7 +40,7 @@ pub fn urgent_thread(role: &str) {
     }
 }
 
-/// For a thread that writes behind a queue (recordings, the store).
+/// For a thread that writes a little behind a queue (the store).
 pub fn background_thread() {
     if let Err(e) = set(BACKGROUND, NormalThreadSchedulePolicy::Batch) {
         debug!(error = %e, "background thread keeps its priority");

@@ -46,6 +46,11 @@ const WAKER: Token = Token(usize::MAX);
 /// Sessions ticked between two looks at the sockets (about a quarter of a
 /// millisecond of recording work).
 const SERVE_EVERY: usize = 64;
+/// Sockets served per look inside a tick (about a quarter of a millisecond
+/// of relaying): when the worker is overloaded the tick still ends on time,
+/// and the backlog waits in the socket buffers, where the next loop serves
+/// it, rather than in the clock.
+const SERVE_AT_MOST: usize = 32;
 
 /// Why the media workers could not start.
 #[derive(Debug, thiserror::Error)]
@@ -256,7 +261,7 @@ impl Worker {
             window_max: Duration::ZERO,
             tick_max: Duration::ZERO,
             wake_pending: false,
-            mid_events: Some(Events::with_capacity(256)),
+            mid_events: Some(Events::with_capacity(SERVE_AT_MOST)),
             pacer,
             counters: Counters::default(),
             next_recording: 0,

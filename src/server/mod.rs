@@ -168,9 +168,11 @@ pub async fn run_until(
     result
 }
 
-/// Recorder write batches (one per media worker tick) that may wait: 10 s
-/// of ticks for two workers, so a slow disk for a moment loses nothing.
-const RECORDER_QUEUE: usize = 1000;
+/// Recorder write batches (one per media worker tick) that may wait: 5 s of
+/// ticks for two workers, so a slow disk for a moment loses nothing, and
+/// at most ~320 MiB at 2,000 recorded calls (a batch holds one 640-byte
+/// chunk per call of its worker).
+const RECORDER_QUEUE: usize = 500;
 
 /// The prompts the test extensions play, loaded once.
 fn load_prompts(config: &Config) -> Result<HashMap<PathBuf, Prompt>, ServerError> {

@@ -155,10 +155,7 @@ pub fn spawn(config: RecorderConfig) -> Result<(RecorderHandle, RecorderThread),
     let thread_shared = Arc::clone(&shared);
     let thread = std::thread::Builder::new()
         .name("recorder".into())
-        .spawn(move || {
-            crate::os::background_thread();
-            Writer::new(config.dir, thread_shared).run(rx)
-        })
+        .spawn(move || Writer::new(config.dir, thread_shared).run(rx))
         .map_err(RecordError::Spawn)?;
     Ok((RecorderHandle { tx, shared }, RecorderThread { thread }))
 }
