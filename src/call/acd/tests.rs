@@ -1,0 +1,1 @@
+//! ACD tests on a virtual clock.
