@@ -135,7 +135,10 @@ pub enum Output {
         ring_timeout: Duration,
     },
     /// Stop ringing this agent (CANCEL its INVITE).
-    CancelOffer { call: CallId, agent: AgentId },
+    CancelOffer {
+        call: CallId,
+        agent: AgentId,
+    },
     /// The caller leaves the queue; the call layer routes it to the queue's
     /// overflow target.
     Overflow {
@@ -393,7 +396,12 @@ impl Acd {
     /// The agent's phone answered the offered call (200 OK). Other agents
     /// ringing with it get [`Output::CancelOffer`]. [`AcdError::NotOffered`]
     /// means the answer came too late and the agent's leg must be hung up.
-    pub fn answered(&mut self, now: Instant, call: CallId, agent: &AgentId) -> Result<(), AcdError> {
+    pub fn answered(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        agent: &AgentId,
+    ) -> Result<(), AcdError> {
         let ix = self.agent_ix(agent)?;
         if self.agents[ix].state != AgentState::Offered(call) {
             return Err(AcdError::NotOffered {
@@ -437,7 +445,12 @@ impl Acd {
     /// RFC 3261 §21.4.7, §21.6.2). Counts as a missed offer, so a phone
     /// that declines everything ends up paused instead of being rung in a
     /// loop; the call goes to the next agent.
-    pub fn rejected(&mut self, now: Instant, call: CallId, agent: &AgentId) -> Result<(), AcdError> {
+    pub fn rejected(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        agent: &AgentId,
+    ) -> Result<(), AcdError> {
         let ix = self.agent_ix(agent)?;
         if self.agents[ix].state != AgentState::Offered(call) {
             return Err(AcdError::NotOffered {
@@ -784,11 +797,7 @@ impl Acd {
     /// priority then arrival, so an agent in several queues serves the
     /// caller who has waited longest.
     fn dispatch(&mut self, now: Instant) {
-        if !self
-            .agents
-            .iter()
-            .any(|a| a.state == AgentState::Available)
-        {
+        if !self.agents.iter().any(|a| a.state == AgentState::Available) {
             return;
         }
         let mut order: Vec<(queue::WaitKey, CallId)> = self
@@ -815,7 +824,10 @@ impl Acd {
             self.outputs.push_back(Output::Offer {
                 call,
                 queue: self.queues[qix].config.name.clone(),
-                agents: picked.iter().map(|&ix| self.agents[ix].id.clone()).collect(),
+                agents: picked
+                    .iter()
+                    .map(|&ix| self.agents[ix].id.clone())
+                    .collect(),
                 ring_timeout: ring,
             });
         }
