@@ -459,7 +459,30 @@ impl Acd {
             });
         }
         self.withdraw_offer(ix, call);
-        self.missed_offer(now, ix, Why::Rejected);
+        self.missed_offer(now, ix, Why::Rejected, false);
+        self.dispatch(now);
+        Ok(())
+    }
+
+    /// The offer ended without an answer on the phone's side before our
+    /// ring timer fired (408 Request Timeout, 480 Temporarily Unavailable,
+    /// the INVITE transaction timing out, RFC 3261 §17.1.1.2): a missed
+    /// offer like a ring timeout, but there is nothing left to cancel.
+    pub fn offer_timed_out(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        agent: &AgentId,
+    ) -> Result<(), AcdError> {
+        let ix = self.agent_ix(agent)?;
+        if self.agents[ix].state != AgentState::Offered(call) {
+            return Err(AcdError::NotOffered {
+                call,
+                agent: agent.clone(),
+            });
+        }
+        self.withdraw_offer(ix, call);
+        self.missed_offer(now, ix, Why::RingTimeout, false);
         self.dispatch(now);
         Ok(())
     }
@@ -596,7 +619,7 @@ impl Acd {
                     match self.agents[ix].state {
                         AgentState::Offered(call) => {
                             self.withdraw_offer(ix, call);
-                            self.missed_offer(now, ix, Why::RingTimeout);
+                            self.missed_offer(now, ix, Why::RingTimeout, true);
                         }
                         AgentState::WrapUp => self.end_wrap_up(now, ix, Why::WrapUpDone),
                         // Every other transition removes the timer.
@@ -699,10 +722,11 @@ impl Acd {
     }
 
     /// A declined or unanswered offer: back to available, or paused after
-    /// too many in a row. A timed-out phone is still ringing, so it is
-    /// cancelled; a declining one already stopped.
-    fn missed_offer(&mut self, now: Instant, ix: usize, why: Why) {
-        if why == Why::RingTimeout {
+    /// too many in a row. A phone our ring timer gave up on is still
+    /// ringing, so it is cancelled (`cancel`); a declining one already
+    /// stopped.
+    fn missed_offer(&mut self, now: Instant, ix: usize, why: Why, cancel: bool) {
+        if cancel {
             if let Some(call) = self.agents[ix].state.call() {
                 self.outputs.push_back(Output::CancelOffer {
                     call,

@@ -283,6 +283,32 @@ fn decline_moves_the_call_on_and_counts_as_a_miss() {
 }
 
 #[test]
+fn phone_side_timeout_is_a_miss_without_cancel() {
+    let t0 = Instant::now();
+    let mut a = acd(vec![queue(
+        "sales",
+        Strategy::LongestIdle,
+        &[("a", 0), ("b", 0)],
+    )]);
+    a.login(t0, &id("a")).unwrap();
+    a.login(t0 + secs(1), &id("b")).unwrap();
+    a.enqueue(t0 + secs(2), CallId(1), &qn("sales"), 0).unwrap();
+    drain(&mut a);
+    a.offer_timed_out(t0 + secs(4), CallId(1), &id("a"))
+        .unwrap();
+    let o = drain(&mut a);
+    assert!(cancels(&o).is_empty());
+    assert_eq!(offers(&o), one(1, "b"));
+    assert_eq!(
+        a.offer_timed_out(t0 + secs(4), CallId(1), &id("a")),
+        Err(AcdError::NotOffered {
+            call: CallId(1),
+            agent: id("a")
+        })
+    );
+}
+
+#[test]
 fn agent_missing_n_offers_in_a_row_is_paused() {
     let t0 = Instant::now();
     let mut cfg = AcdConfig::new(vec![queue("sales", Strategy::LongestIdle, &[("a", 0)])]);
@@ -640,6 +666,7 @@ enum Op {
     Unpause(usize),
     Answer(u64, usize),
     Reject(u64, usize),
+    PhoneTimeout(u64, usize),
     Hold(usize),
     Unhold(usize),
     Enqueue(u64, usize, i32),
@@ -660,6 +687,7 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         ag.clone().prop_map(Op::Unpause),
         (call.clone(), ag.clone()).prop_map(|(c, a)| Op::Answer(c, a)),
         (call.clone(), ag.clone()).prop_map(|(c, a)| Op::Reject(c, a)),
+        (call.clone(), ag.clone()).prop_map(|(c, a)| Op::PhoneTimeout(c, a)),
         ag.clone().prop_map(Op::Hold),
         ag.prop_map(Op::Unhold),
         (call.clone(), 0usize..2, -1i32..2).prop_map(|(c, q, p)| Op::Enqueue(c, q, p)),
@@ -679,6 +707,13 @@ fn strategy() -> impl proptest::strategy::Strategy<Value = Strategy> {
 
 fn apply(a: &mut Acd, now: &mut Instant, op: &Op) {
     let ag = |i: usize| id(AGENTS[i]);
+    // Answers and failures mostly concern the call the agent is ringing
+    // with (random pairs would almost never match an offer); otherwise
+    // the random call exercises the refusals.
+    let offered = |a: &Acd, c: u64, i: usize| match a.agent_state(&ag(i)) {
+        AgentState::Offered(x) => x,
+        _ => CallId(c),
+    };
     // Errors are legitimate answers to nonsensical inputs; the state must
     // stay consistent either way.
     let _ = match *op {
@@ -686,8 +721,9 @@ fn apply(a: &mut Acd, now: &mut Instant, op: &Op) {
         Op::Logout(i) => a.logout(*now, &ag(i)),
         Op::Pause(i) => a.pause(*now, &ag(i), PauseReason::new("break")),
         Op::Unpause(i) => a.unpause(*now, &ag(i)),
-        Op::Answer(c, i) => a.answered(*now, CallId(c), &ag(i)),
-        Op::Reject(c, i) => a.rejected(*now, CallId(c), &ag(i)),
+        Op::Answer(c, i) => a.answered(*now, offered(a, c, i), &ag(i)),
+        Op::Reject(c, i) => a.rejected(*now, offered(a, c, i), &ag(i)),
+        Op::PhoneTimeout(c, i) => a.offer_timed_out(*now, offered(a, c, i), &ag(i)),
         Op::Hold(i) => a.hold(*now, &ag(i)),
         Op::Unhold(i) => a.unhold(*now, &ag(i)),
         Op::Enqueue(c, q, p) => a.enqueue(*now, CallId(c), &qn(["q1", "q2"][q]), p),
