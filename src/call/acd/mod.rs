@@ -337,7 +337,7 @@ impl Acd {
             }
         }
         self.agents[ix].after_call = None;
-        self.leave_if_empty(ix);
+        self.leave_if_empty(now, ix);
         self.dispatch(now);
         Ok(())
     }
@@ -757,7 +757,7 @@ impl Acd {
             }
             Some(AfterCall::Logout) => {
                 self.transition(now, ix, AgentState::LoggedOut, Why::Logout);
-                self.leave_if_empty(ix);
+                self.leave_if_empty(now, ix);
             }
             None => {
                 self.agents[ix].idle_since = Some(now);
@@ -798,7 +798,7 @@ impl Acd {
     /// After agent `ix` logged out: queues with `leave_when_empty` that now
     /// have nobody logged in send their callers to overflow. Nobody of such
     /// a queue is logged in, so nobody rings and no offer is cancelled.
-    fn leave_if_empty(&mut self, ix: usize) {
+    fn leave_if_empty(&mut self, now: Instant, ix: usize) {
         let mut leaving = Vec::new();
         for (qix, q) in self.queues.iter().enumerate() {
             if q.config.leave_when_empty
@@ -809,11 +809,7 @@ impl Acd {
             }
         }
         for call in leaving {
-            if let Some(at) = self.waiting.get(&call).map(|w| w.arrived) {
-                // `at` would only stamp cancelled offers, of which there
-                // are none here.
-                self.overflow(at, call, OverflowReason::NoAgents);
-            }
+            self.overflow(now, call, OverflowReason::NoAgents);
         }
     }
 
