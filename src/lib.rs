@@ -7,6 +7,7 @@
 //! the cores (`server`).
 
 pub mod calendar;
+pub mod call;
 pub mod cli;
 pub mod config;
 pub mod media;

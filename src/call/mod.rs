@@ -1,0 +1,7 @@
+//! Call-centre call handling above the SIP and media cores.
+//!
+//! [`acd`] is the sans-IO automatic call distributor: agent states and
+//! queues, driven by the call layer with `(now, input)` and read back as
+//! outputs and a next timer deadline.
+
+pub mod acd;
