@@ -451,17 +451,7 @@ impl Acd {
         call: CallId,
         agent: &AgentId,
     ) -> Result<(), AcdError> {
-        let ix = self.agent_ix(agent)?;
-        if self.agents[ix].state != AgentState::Offered(call) {
-            return Err(AcdError::NotOffered {
-                call,
-                agent: agent.clone(),
-            });
-        }
-        self.withdraw_offer(ix, call);
-        self.missed_offer(now, ix, Why::Rejected, false);
-        self.dispatch(now);
-        Ok(())
+        self.offer_missed(now, call, agent, Why::Rejected)
     }
 
     /// The offer ended without an answer on the phone's side before our
@@ -474,6 +464,18 @@ impl Acd {
         call: CallId,
         agent: &AgentId,
     ) -> Result<(), AcdError> {
+        self.offer_missed(now, call, agent, Why::RingTimeout)
+    }
+
+    /// An offer the phone ended without answering (declined or timed out
+    /// on its side): withdrawn, counted as missed, the call offered on.
+    fn offer_missed(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        agent: &AgentId,
+        why: Why,
+    ) -> Result<(), AcdError> {
         let ix = self.agent_ix(agent)?;
         if self.agents[ix].state != AgentState::Offered(call) {
             return Err(AcdError::NotOffered {
@@ -482,7 +484,7 @@ impl Acd {
             });
         }
         self.withdraw_offer(ix, call);
-        self.missed_offer(now, ix, Why::RingTimeout, false);
+        self.missed_offer(now, ix, why, false);
         self.dispatch(now);
         Ok(())
     }
