@@ -443,6 +443,71 @@ fn baresip_hears_the_prompt_and_the_recording_has_each_leg_on_its_channel() {
     assert!(energy_share(&right, RATE, 440.0) < 0.01);
 }
 
+/// Two phones in one room of the demo's pair extension (`*45` + digits,
+/// recorded): each hears the other's tone through the relay, neither hears
+/// itself, and the recording has the first caller left, the second right.
+#[test]
+fn two_baresip_phones_paired_hear_each_other_and_are_recorded_apart() {
+    let _serial = serial();
+    let rec = tempfile::tempdir().unwrap();
+    let wavs = tempfile::tempdir().unwrap();
+    let mic_a = wavs.path().join("mic-440.wav");
+    sox_wav(&mic_a, RATE, &["synth", "12", "sine", "440", "vol", "0.3"]);
+    let mic_b = wavs.path().join("mic-1633.wav");
+    sox_wav(&mic_b, RATE, &["synth", "12", "sine", "1633", "vol", "0.3"]);
+    let gw = gateway(rec.path(), "");
+    let mut first = Baresip::call(&gw, "*4577", &mic_a, 9);
+    gw.wait_for_log("media started", Duration::from_secs(10));
+    let mut second = Baresip::call(&gw, "*4577", &mic_b, 6);
+    second.wait(Duration::from_secs(15));
+    // The second hanging up ends the first too (the gateway's BYE).
+    gw.wait_for_log("partner hung up", Duration::from_secs(5));
+    first.wait(Duration::from_secs(15));
+
+    let tones = [440.0, 1633.0];
+    let heard_by = |phone: &Baresip| {
+        let wav = phone.heard();
+        let mono = channel(wav.samples(), wav.channels(), 0);
+        ToneCount::of(&mono, wav.sample_rate(), &tones)
+    };
+    let a = heard_by(&first);
+    let b = heard_by(&second);
+    eprintln!("first heard {a:?}\nsecond heard {b:?}");
+    assert!(
+        a.seconds_of(1633.0) >= 3.0,
+        "first heard too little of the second: {a:?}\n{}",
+        gw.log()
+    );
+    assert_eq!(a.seconds_of(440.0), 0.0, "first heard itself: {a:?}");
+    assert!(
+        b.seconds_of(440.0) >= 3.0,
+        "second heard too little of the first: {b:?}"
+    );
+    assert_eq!(b.seconds_of(1633.0), 0.0, "second heard itself: {b:?}");
+
+    wait_until("the recording", Duration::from_secs(5), || {
+        !files_ending(rec.path(), ".wav").is_empty()
+    });
+    let wav = recording(rec.path());
+    let left = channel(wav.samples(), 2, 0);
+    let right = channel(wav.samples(), 2, 1);
+    let l = ToneCount::of(&left, RATE, &tones);
+    let r = ToneCount::of(&right, RATE, &tones);
+    eprintln!("recording left {l:?}\nrecording right {r:?}");
+    assert!(l.seconds_of(440.0) >= 3.0, "left (first caller): {l:?}");
+    assert_eq!(
+        l.seconds_of(1633.0),
+        0.0,
+        "second caller leaked into the left: {l:?}"
+    );
+    assert!(r.seconds_of(1633.0) >= 3.0, "right (second caller): {r:?}");
+    assert_eq!(
+        r.seconds_of(440.0),
+        0.0,
+        "first caller leaked into the right: {r:?}"
+    );
+}
+
 #[test]
 fn echo_recording_channels_are_aligned() {
     let _serial = serial();
