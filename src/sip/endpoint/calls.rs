@@ -331,14 +331,10 @@ impl Endpoint {
                     caller,
                     wall,
                 }),
-                unacked: Some(Unacked {
-                    data: Bytes::from(response.to_bytes()),
-                    next: now + self.config.timers.t1,
-                    interval: self.config.timers.t1,
-                    give_up: now + self.config.timers.t1.saturating_mul(64),
-                }),
+                unacked: None,
             },
         );
+        self.resend_until_ack(now, &dialog_id, &response);
         if let Some(n) = negotiated {
             self.start_media(&dialog_id, n);
         }
@@ -506,14 +502,14 @@ impl Endpoint {
                 self.end_call(now, id, "caller hung up");
                 None
             }
-            Method::Invite | Method::Update => Some(self.reinvite(id, request)),
+            Method::Invite | Method::Update => Some(self.reinvite(now, id, request)),
             Method::Info => Some(self.info_digit(id, request)),
             _ => None,
         }
     }
 
     /// RFC 3264 §8: a new offer in the dialog (hold, resume, a new address).
-    fn reinvite(&mut self, id: &DialogId, request: &Request) -> Response {
+    fn reinvite(&mut self, now: Instant, id: &DialogId, request: &Request) -> Response {
         let Some(settings) = self.calls.settings.clone() else {
             return self.reply(request, 488);
         };
@@ -569,7 +565,23 @@ impl Endpoint {
         let mut r = self.reply(request, 200);
         r.headers.push(HeaderName::ContentType, "application/sdp");
         r.body = Bytes::from(sdp.to_string());
+        if request.method == Method::Invite {
+            // §13.3.1.4 holds for a re-INVITE's 2xx too.
+            self.resend_until_ack(now, id, &r);
+        }
         r
+    }
+
+    fn resend_until_ack(&mut self, now: Instant, id: &DialogId, response: &Response) {
+        let t1 = self.config.timers.t1;
+        if let Some(call) = self.calls.calls.get_mut(id) {
+            call.unacked = Some(Unacked {
+                data: Bytes::from(response.to_bytes()),
+                next: now + t1,
+                interval: t1,
+                give_up: now + t1.saturating_mul(64),
+            });
+        }
     }
 
     /// SIP INFO with a DTMF body (application/dtmf-relay, application/dtmf).

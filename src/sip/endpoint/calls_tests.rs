@@ -346,3 +346,46 @@ fn our_2xx_is_resent_until_the_ack_and_the_call_ends_without_one() {
     // (The 407 is still resent: this phone never ACKed it.)
     assert!(!p.drain().iter().any(|r| r.status == 200));
 }
+
+#[test]
+fn a_hold_reinvite_is_answered_recvonly_and_updates_the_leg() {
+    let mut p = Phone::new();
+    let ok = p.call(41000, "*43", OFFER);
+    p.in_dialog(41000, "ACK", &ok, 2, "");
+    let hold = OFFER
+        .replace("o=- 1 1 ", "o=- 1 2 ")
+        .replace("a=sendrecv", "a=sendonly");
+    let r = p.in_dialog(41000, "INVITE", &ok, 3, &hold);
+    assert_eq!(r[0].status, 200);
+    let answer = String::from_utf8(r[0].body.to_vec()).unwrap();
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    assert!(answer.contains("m=audio 20000 "), "same port: {answer}");
+    match p.media.last() {
+        Some(MediaCommand::UpdateLeg { setup, .. }) => {
+            assert_eq!(setup.direction, crate::media::sdp::Direction::RecvOnly);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Resumed: sendrecv again, and our SDP version moves on (RFC 3264 §8).
+    let resume = OFFER.replace("o=- 1 1 ", "o=- 1 3 ");
+    let r = p.in_dialog(41000, "INVITE", &ok, 4, &resume);
+    let answer2 = String::from_utf8(r[0].body.to_vec()).unwrap();
+    assert!(answer2.contains("a=sendrecv"), "{answer2}");
+    let version = |sdp: &str| {
+        sdp.lines()
+            .find(|l| l.starts_with("o="))
+            .and_then(|l| l.split(' ').nth(2))
+            .map(str::to_owned)
+    };
+    assert_ne!(version(&answer), version(&answer2));
+    // That 200 is resent until its ACK like the first one.
+    p.now += std::time::Duration::from_millis(600);
+    p.ep.handle_timeout(p.now, p.wall);
+    let again = p.drain();
+    assert!(
+        again
+            .iter()
+            .any(|r| r.status == 200 && r.headers.cseq.seq == 4),
+        "{again:?}"
+    );
+}
