@@ -412,6 +412,22 @@ pub struct Queue {
     pub dids: Vec<Did>,
     /// `agents`: members, each a configured agent; no duplicates.
     pub agents: Vec<AgentId>,
+    /// `strategy`: how a free member is picked.
+    pub strategy: crate::call::acd::Strategy,
+    /// `penalties`: members' skill tiers (absent: 0, the first tier).
+    pub penalties: std::collections::HashMap<AgentId, u32>,
+    /// `ring_timeout_secs`.
+    pub ring_timeout: Duration,
+    /// `wrap_up_secs`.
+    pub wrap_up: Duration,
+    /// `max_wait_secs` (`None`: no limit).
+    pub max_wait: Option<Duration>,
+    /// `max_callers` (`None`: no limit).
+    pub max_callers: Option<usize>,
+    /// `join_empty`.
+    pub join_empty: bool,
+    /// `leave_when_empty`.
+    pub leave_when_empty: bool,
 }
 
 /// `[api]`.

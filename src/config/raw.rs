@@ -172,6 +172,14 @@ pub(super) struct RawQueue {
     pub extension: Option<String>,
     pub dids: Option<Vec<String>>,
     pub agents: Option<Vec<String>>,
+    pub strategy: Option<crate::call::acd::Strategy>,
+    pub penalties: Option<std::collections::BTreeMap<String, u32>>,
+    pub ring_timeout_secs: Option<u64>,
+    pub wrap_up_secs: Option<u64>,
+    pub max_wait_secs: Option<u64>,
+    pub max_callers: Option<usize>,
+    pub join_empty: Option<bool>,
+    pub leave_when_empty: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

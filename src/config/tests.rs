@@ -282,6 +282,45 @@ fn queue_with_unknown_agent_is_named() {
 }
 
 #[test]
+fn queue_routing_rules_and_their_errors() -> TestResult {
+    let text = format!(
+        "{AGENTS}\n[[queues]]\nname = \"q\"\nagents = [\"1001\", \"1002\"]\n\
+strategy = \"ring-all\"\npenalties = {{ \"1002\" = 2 }}\nring_timeout_secs = 20\nwrap_up_secs = 0\n\
+max_wait_secs = 300\nmax_callers = 50\njoin_empty = false\nleave_when_empty = true\n"
+    );
+    let config = parse(&text)?;
+    let acd = crate::call::acd::QueueConfig::from(&config.queues[0]);
+    assert_eq!(acd.strategy, crate::call::acd::Strategy::RingAll);
+    assert_eq!(acd.members[0].penalty, 0);
+    assert_eq!(acd.members[1].penalty, 2);
+    assert_eq!(acd.ring_timeout, Duration::from_secs(20));
+    assert_eq!(acd.wrap_up, Duration::ZERO);
+    assert_eq!(acd.max_wait, Some(Duration::from_secs(300)));
+    assert_eq!(acd.max_len, Some(50));
+    assert!(!acd.join_empty && acd.leave_when_empty);
+    let defaults = crate::call::acd::QueueConfig::from(
+        &parse(&format!("{AGENTS}\n[[queues]]\nname = \"q\"\n"))?.queues[0],
+    );
+    assert_eq!(
+        defaults.ring_timeout,
+        crate::call::acd::DEFAULT_RING_TIMEOUT
+    );
+    assert!(defaults.join_empty && !defaults.leave_when_empty);
+
+    let not_member = format!(
+        "{AGENTS}\n[[queues]]\nname = \"q\"\nagents = [\"1001\"]\npenalties = {{ \"1002\" = 1 }}\n"
+    );
+    assert!(
+        error_naming(&not_member, "queues[0].penalties.1002").contains("not in queues[0].agents")
+    );
+    let zero = format!("{AGENTS}\n[[queues]]\nname = \"q\"\nring_timeout_secs = 0\n");
+    error_naming(&zero, "queues[0].ring_timeout_secs");
+    let bad = format!("{AGENTS}\n[[queues]]\nname = \"q\"\nstrategy = \"random\"\n");
+    error_naming(&bad, "queues[0].strategy");
+    Ok(())
+}
+
+#[test]
 fn duplicate_listen_is_named() {
     let shown = error_naming(
         "[sip]\nlisten = [\n  { transport = \"udp\", address = \"127.0.0.1:5060\" },\n  { transport = \"udp\", address = \"127.0.0.1:5060\" },\n]\n",

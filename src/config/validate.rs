@@ -631,11 +631,44 @@ fn queues(raw: Vec<RawQueue>, agents: &[Agent]) -> Result<Vec<Queue>, ConfigErro
             members.push(id);
         }
 
+        let mut penalties = HashMap::new();
+        for (agent, penalty) in q.penalties.unwrap_or_default() {
+            let key = format!("queues[{i}].penalties.{agent}");
+            let id: AgentId = parse(&key, &agent)?;
+            if !members.contains(&id) {
+                return Err(invalid(key, format!("{id} is not in queues[{i}].agents")));
+            }
+            penalties.insert(id, penalty);
+        }
+        let ring_timeout = match q.ring_timeout_secs {
+            Some(secs) => at_least_one_sec(&format!("queues[{i}].ring_timeout_secs"), secs)?,
+            None => crate::call::acd::DEFAULT_RING_TIMEOUT,
+        };
+        let max_wait = q
+            .max_wait_secs
+            .map(|secs| at_least_one_sec(&format!("queues[{i}].max_wait_secs"), secs))
+            .transpose()?;
+        if q.max_callers == Some(0) {
+            return Err(invalid(
+                format!("queues[{i}].max_callers"),
+                "must be at least 1",
+            ));
+        }
         queues.push(Queue {
             name,
             extension,
             dids: queue_dids,
             agents: members,
+            strategy: q.strategy.unwrap_or_default(),
+            penalties,
+            ring_timeout,
+            wrap_up: q
+                .wrap_up_secs
+                .map_or(crate::call::acd::DEFAULT_WRAP_UP, Duration::from_secs),
+            max_wait,
+            max_callers: q.max_callers,
+            join_empty: q.join_empty.unwrap_or(true),
+            leave_when_empty: q.leave_when_empty.unwrap_or(false),
         });
     }
     Ok(queues)

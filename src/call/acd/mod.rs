@@ -36,7 +36,7 @@ use thiserror::Error;
 use crate::config::{AgentId, QueueName};
 
 pub use agent::{AgentEvent, AgentState, PauseReason, Why};
-pub use queue::{Member, QueueConfig, Strategy};
+pub use queue::{Member, QueueConfig, Strategy, DEFAULT_RING_TIMEOUT, DEFAULT_WRAP_UP};
 
 use agent::{AfterCall, Agent};
 use queue::Queue;

@@ -9,8 +9,11 @@ use crate::config::{self, AgentId, QueueName};
 
 use super::CallId;
 
-/// How a queue picks among the free members of its best tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How a queue picks among the free members of its best tier (in the
+/// configuration file: `"longest-idle"`, `"round-robin"`, `"fewest-calls"`,
+/// `"ring-all"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// The member available for the longest time.
     #[default]
@@ -55,6 +58,11 @@ pub struct QueueConfig {
     pub leave_when_empty: bool,
 }
 
+/// How long an agent's phone rings unless the queue says otherwise.
+pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(15);
+/// After-call work time unless the queue says otherwise.
+pub const DEFAULT_WRAP_UP: Duration = Duration::from_secs(10);
+
 impl QueueConfig {
     /// A queue with the defaults a call centre usually starts from:
     /// longest-idle, 15 s ring, 10 s wrap-up, no limits, callers may wait for
@@ -64,8 +72,8 @@ impl QueueConfig {
             name,
             strategy: Strategy::default(),
             members: Vec::new(),
-            ring_timeout: Duration::from_secs(15),
-            wrap_up: Duration::from_secs(10),
+            ring_timeout: DEFAULT_RING_TIMEOUT,
+            wrap_up: DEFAULT_WRAP_UP,
             max_wait: None,
             max_len: None,
             join_empty: true,
@@ -75,19 +83,26 @@ impl QueueConfig {
 }
 
 impl From<&config::Queue> for QueueConfig {
-    /// The configured members, all at penalty 0, with [`QueueConfig::new`]'s
-    /// defaults for what the configuration file does not yet say.
+    /// A `[[queues]]` table as validated (its defaults are this module's).
     fn from(queue: &config::Queue) -> Self {
-        let mut q = QueueConfig::new(queue.name.clone());
-        q.members = queue
-            .agents
-            .iter()
-            .map(|agent| Member {
-                agent: agent.clone(),
-                penalty: 0,
-            })
-            .collect();
-        q
+        QueueConfig {
+            name: queue.name.clone(),
+            strategy: queue.strategy,
+            members: queue
+                .agents
+                .iter()
+                .map(|agent| Member {
+                    agent: agent.clone(),
+                    penalty: queue.penalties.get(agent).copied().unwrap_or(0),
+                })
+                .collect(),
+            ring_timeout: queue.ring_timeout,
+            wrap_up: queue.wrap_up,
+            max_wait: queue.max_wait,
+            max_len: queue.max_callers,
+            join_empty: queue.join_empty,
+            leave_when_empty: queue.leave_when_empty,
+        }
     }
 }
 

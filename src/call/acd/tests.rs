@@ -636,26 +636,6 @@ fn bad_configuration_and_inputs_are_refused() {
     drain(&mut a);
 }
 
-#[test]
-fn from_config_queue_uses_its_members() {
-    let q = crate::config::Queue {
-        name: qn("sales"),
-        extension: None,
-        dids: Vec::new(),
-        agents: vec![id("1001"), id("1002")],
-    };
-    let c = QueueConfig::from(&q);
-    assert_eq!(c.name, qn("sales"));
-    assert_eq!(c.strategy, Strategy::LongestIdle);
-    assert_eq!(
-        c.members
-            .iter()
-            .map(|m| m.agent.to_string())
-            .collect::<Vec<_>>(),
-        ["1001", "1002"]
-    );
-}
-
 // ----- property test -----
 
 #[derive(Debug, Clone)]
