@@ -145,11 +145,16 @@ pub struct Forward {
     pub to: SocketAddr,
 }
 
-/// A packet [`Relay::accept`] took from a leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A packet [`Relay::accept`] took from a leg, with the header fields a
+/// caller reading the payload needs, so that it need not parse again.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     /// It is an RFC 4733 telephone-event, not audio.
     pub is_event: bool,
+    pub sequence: u16,
+    pub timestamp: u32,
+    /// Where the payload lies in the datagram (padding excluded).
+    pub payload: std::ops::Range<usize>,
 }
 
 /// Reported by [`Relay::handle_timeout`].
@@ -389,7 +394,7 @@ impl Relay {
         packet: &mut [u8],
     ) -> Option<Forward> {
         let accepted = self.accept(now, leg, from, packet)?;
-        self.forward(now, leg, accepted, packet)
+        self.forward(now, leg, &accepted, packet)
     }
 
     /// The receiving half of [`Self::on_rtp`]: checks the datagram is RTP
@@ -424,8 +429,12 @@ impl Relay {
         rx.counters.accepted += 1;
         rx.stats.update(ssrc, p.sequence(), p.timestamp(), now);
         rx.dead.on_packet(now);
+        let start = p.header_len();
         Some(Accepted {
             is_event: rx.telephone_event_pt == Some(p.payload_type()),
+            sequence: p.sequence(),
+            timestamp: p.timestamp(),
+            payload: start..start + p.payload().len(),
         })
     }
 
@@ -435,7 +444,7 @@ impl Relay {
         &mut self,
         now: Instant,
         leg: LegId,
-        accepted: Accepted,
+        accepted: &Accepted,
         packet: &mut [u8],
     ) -> Option<Forward> {
         let forward_from_rx = self.leg(leg).direction.sends();

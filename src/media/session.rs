@@ -29,7 +29,7 @@ use crate::media::relay::{
     Direction, Forward, LegConfig, LegCounters, LegId, Relay, RelayConfig, RelayConfigError,
     RelayEvent,
 };
-use crate::media::rtp::{MosCodec, RtpHeader, RtpPacket, Ssrc, StatsSummary};
+use crate::media::rtp::{MosCodec, RtpHeader, Ssrc, StatsSummary};
 use crate::media::sdp::{self, Codec};
 
 /// Identifies a session in its worker; chosen by the signalling side.
@@ -474,21 +474,15 @@ impl Session {
     ) -> Option<Forward> {
         let media = self.legs[index(leg)].as_mut()?;
         let accepted = self.relay.accept(now, leg, from, packet)?;
-        let view = RtpPacket::parse(&packet[..]).ok()?;
+        let payload = packet.get(accepted.payload.clone())?;
+        let (seq, ts) = (accepted.sequence, accepted.timestamp);
         let mut digits = Vec::new();
         if accepted.is_event {
             if let Some(rx) = media.dtmf_rx.as_mut() {
-                digits = rx
-                    .feed(view.sequence(), view.timestamp(), view.payload())
-                    .unwrap_or_default();
+                digits = rx.feed(seq, ts, payload).unwrap_or_default();
             }
         } else if let Some(tap) = media.tap.as_mut() {
-            tap.jitter.push(
-                now,
-                view.sequence(),
-                view.timestamp(),
-                view.payload().to_vec(),
-            );
+            tap.jitter.push(now, seq, ts, payload.to_vec());
         }
         let echo = matches!(media.feed, Feed::Echo) && self.relay.direction(leg).receives();
         for d in digits {
@@ -515,7 +509,7 @@ impl Session {
             // digits above and are re-sent at the other leg's clock rate.
             return None;
         }
-        self.relay.forward(now, leg, accepted, packet)
+        self.relay.forward(now, leg, &accepted, packet)
     }
 
     /// Re-sends a digit received on one leg to `to` when the two legs do
@@ -784,6 +778,7 @@ mod tests {
     use crate::media::codec::ToneGenerator;
     use crate::media::dtmf::TelephoneEvent;
     use crate::media::player::{PlayItem, Prompt, FRAME};
+    use crate::media::rtp::RtpPacket;
 
     const CALLER: ([u8; 4], u16) = ([192, 0, 2, 10], 40_000);
     const AGENT: ([u8; 4], u16) = ([192, 0, 2, 20], 42_000);

@@ -164,6 +164,20 @@ struct LegSockets {
     next_report: Instant,
 }
 
+impl LegSockets {
+    /// Sends RTP to the leg; a full socket buffer or an ICMP error drops
+    /// the packet (RTP is loss-tolerant) and is counted.
+    fn send(&mut self, data: &[u8], to: SocketAddr, counters: &mut Counters) {
+        match self.rtp.send_to(data, to) {
+            Ok(_) => {
+                self.sent += 1;
+                counters.packets_out += 1;
+            }
+            Err(_) => counters.send_errors += 1,
+        }
+    }
+}
+
 /// RFC 3550 §6.2: at least 5 s between reports, randomised by 0.5–1.5 so
 /// that the reports of many calls do not fall in step.
 fn report_interval() -> Duration {
@@ -612,13 +626,7 @@ impl Worker {
             let packet = &mut self.buf[..len];
             if let Some(fwd) = slot.session.on_rtp(now, leg, from, packet) {
                 if let Some(out) = slot.sockets[leg_index(fwd.leg)].as_mut() {
-                    match out.rtp.send_to(packet, fwd.to) {
-                        Ok(_) => {
-                            out.sent += 1;
-                            self.counters.packets_out += 1;
-                        }
-                        Err(_) => self.counters.send_errors += 1,
-                    }
+                    out.send(packet, fwd.to, &mut self.counters);
                 }
             }
             Self::drain_session(slot, &self.events, &mut self.counters);
@@ -633,13 +641,7 @@ impl Worker {
     ) {
         while let Some(t) = slot.session.poll_transmit() {
             if let Some(out) = slot.sockets[leg_index(t.leg)].as_mut() {
-                match out.rtp.send_to(&t.data, t.to) {
-                    Ok(_) => {
-                        out.sent += 1;
-                        counters.packets_out += 1;
-                    }
-                    Err(_) => counters.send_errors += 1,
-                }
+                out.send(&t.data, t.to, counters);
             }
         }
         let session = slot.session.id();

@@ -136,29 +136,6 @@ impl Calls {
     }
 }
 
-/// RFC 3261 §19.1.2: user parts may escape any character; `*` and `#`
-/// often arrive as `%2A` / `%23`.
-fn unescape(user: &str) -> String {
-    let bytes = user.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = user
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// A file name from a Call-ID: anything but `[A-Za-z0-9._-]` becomes `_`.
 fn file_safe(call_id: &str) -> String {
     call_id
@@ -191,13 +168,11 @@ fn leg_setup(n: &Negotiated) -> LegSetup {
 impl Endpoint {
     /// The dialled user part of an INVITE, unescaped.
     pub(super) fn dialled(request: &Request) -> String {
-        unescape(
-            request
-                .uri
-                .as_sip()
-                .and_then(|u| u.user.as_deref())
-                .unwrap_or(""),
-        )
+        request
+            .uri
+            .as_sip()
+            .and_then(SipUri::user_unescaped)
+            .unwrap_or_default()
     }
 
     /// Answers an INVITE to a test extension, if it is one.

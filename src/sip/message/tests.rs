@@ -133,3 +133,19 @@ fn multibyte_characters_at_slicing_points_do_not_panic() {
         assert!(parse(text.as_bytes()).is_err());
     }
 }
+
+#[test]
+fn user_part_unescaped_for_dialled_numbers() {
+    let uri: Uri = "sip:%2A43@127.0.0.1".parse().unwrap();
+    assert_eq!(
+        uri.as_sip().unwrap().user_unescaped().as_deref(),
+        Some("*43")
+    );
+    let plain: Uri = "sip:*45%3712@127.0.0.1".parse().unwrap();
+    assert_eq!(
+        plain.as_sip().unwrap().user_unescaped().as_deref(),
+        Some("*45712")
+    );
+    let none: Uri = "sip:127.0.0.1".parse().unwrap();
+    assert_eq!(none.as_sip().unwrap().user_unescaped(), None);
+}

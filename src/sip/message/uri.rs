@@ -151,6 +151,31 @@ impl SipUri {
         self
     }
 
+    /// The user part with `%HH` escapes decoded (RFC 3261 §19.1.2: any
+    /// character may be escaped; phones send `*43` as `%2A43` too), for
+    /// comparing with dialled numbers. Invalid UTF-8 is replaced.
+    pub fn user_unescaped(&self) -> Option<String> {
+        let user = self.user.as_deref()?;
+        let bytes = user.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                if let Some(b) = user
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        Some(String::from_utf8_lossy(&out).into_owned())
+    }
+
     pub fn with_port(mut self, port: u16) -> Self {
         self.port = Some(port);
         self
