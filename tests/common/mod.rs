@@ -2,6 +2,8 @@
 //! ports with its own store, and the real peers that talk to it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod audio;
+
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, UdpSocket};

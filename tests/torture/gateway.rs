@@ -39,6 +39,7 @@ fn endpoint(now: Instant) -> Endpoint {
         trunks: Vec::new(),
         listen: Vec::new(),
         media: None,
+        queues: Default::default(),
     };
     match Endpoint::new(config, now) {
         Ok(e) => e,

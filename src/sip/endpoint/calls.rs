@@ -16,6 +16,7 @@ use super::super::flow::Flow;
 use super::super::message::{
     Contacts, HeaderName, Method, NameAddr, Request, Response, SipUri, Via,
 };
+use super::queue_calls::Role;
 use super::{ClientPurpose, Endpoint, Output};
 use crate::config::{TestAction, TestExtension};
 use crate::media::control::{LegReport, MediaCommand, MediaEvent};
@@ -70,6 +71,8 @@ struct Call {
     start: Option<PendingStart>,
     /// Our 2xx until its ACK arrives (RFC 3261 §13.3.1.4).
     unacked: Option<Unacked>,
+    /// The leg's part in the call centre's flow; `None` for test calls.
+    role: Option<Role>,
 }
 
 /// A 2xx the UAS core resends until the ACK: the INVITE server transaction
@@ -83,14 +86,24 @@ struct Unacked {
     give_up: Instant,
 }
 
-/// A call answered but whose media waits for the SDP answer in the ACK.
+/// What a test extension call starts with once its media is negotiated.
 #[derive(Debug)]
-struct PendingStart {
+pub(super) struct TestStart {
     extension: TestExtension,
     room: String,
     dialled: String,
     caller: String,
     wall: SystemTime,
+}
+
+/// A call answered but whose media waits for the SDP answer in the ACK.
+#[derive(Debug)]
+pub(super) enum PendingStart {
+    Test(TestStart),
+    /// A caller for a queue.
+    Queue(super::queue_calls::QueueStart),
+    /// An agent's feature code: a confirmation tone, then our BYE.
+    Feature(Player),
 }
 
 /// The calls and the media resources they hold.
@@ -117,6 +130,71 @@ impl Calls {
             by_leg: HashMap::new(),
             rooms: HashMap::new(),
         }
+    }
+
+    pub(super) fn settings(&self) -> Option<&MediaSettings> {
+        self.settings.as_ref()
+    }
+
+    pub(super) fn allocate_ports(&mut self) -> Option<PortPair> {
+        self.ports.as_mut().and_then(PortAllocator::allocate)
+    }
+
+    pub(super) fn release_ports(&mut self, ports: PortPair) {
+        if let Some(alloc) = self.ports.as_mut() {
+            if let Err(e) = alloc.release(ports) {
+                warn!(error = %e, "RTP ports released twice");
+            }
+        }
+    }
+
+    pub(super) fn call_id_of(&self, id: &DialogId) -> Option<String> {
+        self.calls.get(id).map(|c| c.call_id.clone())
+    }
+
+    pub(super) fn set_role(&mut self, id: &DialogId, role: Role) {
+        if let Some(c) = self.calls.get_mut(id) {
+            c.role = Some(role);
+        }
+    }
+
+    pub(super) fn set_partner(&mut self, id: &DialogId, partner: DialogId) {
+        if let Some(c) = self.calls.get_mut(id) {
+            c.partner = Some(partner);
+        }
+    }
+
+    /// A leg we placed (our INVITE answered, already ACKed): its media is
+    /// opened by the caller of this with [`Endpoint::open_leg`].
+    pub(super) fn add_leg(
+        &mut self,
+        id: DialogId,
+        flow: Flow,
+        ports: PortPair,
+        local_sdp: SessionDescription,
+        partner: Option<DialogId>,
+        role: Role,
+    ) {
+        let call_id = id.call_id.to_string();
+        self.calls.insert(
+            id,
+            Call {
+                session: SessionId(0),
+                leg: LegId::Agent,
+                call_id,
+                flow,
+                ports,
+                local_sdp,
+                negotiated: None,
+                digits: String::new(),
+                room: None,
+                partner,
+                ended: false,
+                start: None,
+                unacked: None,
+                role: Some(role),
+            },
+        );
     }
 
     /// The test extension a dialled number reaches: an exact match, or a
@@ -175,6 +253,17 @@ impl Endpoint {
             .unwrap_or_default()
     }
 
+    /// The caller's user part (From), for records and the agent's display.
+    pub(super) fn caller_user(request: &Request) -> String {
+        request
+            .headers
+            .from
+            .uri
+            .as_sip()
+            .and_then(SipUri::user_unescaped)
+            .unwrap_or_default()
+    }
+
     /// Answers an INVITE to a test extension, if it is one.
     pub(super) fn test_call(
         &mut self,
@@ -185,18 +274,28 @@ impl Endpoint {
     ) -> Option<Response> {
         let dialled = Self::dialled(request);
         let (extension, room) = self.calls.test_extension(&dialled)?;
-        let at = (now, wall);
-        Some(self.answer_test_call(at, request, source, &extension, room, &dialled))
+        let contact = extension.extension.to_string();
+        let start = PendingStart::Test(TestStart {
+            extension,
+            room,
+            caller: Self::caller_user(request),
+            dialled,
+            wall,
+        });
+        Some(self.answer_call(now, request, source, &contact, start))
     }
 
-    fn answer_test_call(
+    /// Answers an INVITE ourselves: SDP answer (or our offer when the
+    /// INVITE has none), RTP ports, the UAS dialog, and the 2xx resent until
+    /// the ACK. What the call then does is `start`, run once the media is
+    /// negotiated.
+    pub(super) fn answer_call(
         &mut self,
-        (now, wall): (Instant, SystemTime),
+        now: Instant,
         request: &Request,
         source: &Flow,
-        extension: &TestExtension,
-        room: String,
-        dialled: &str,
+        contact_user: &str,
+        start: PendingStart,
     ) -> Response {
         let Some(settings) = self.calls.settings.clone() else {
             return self.reply(request, 480);
@@ -245,7 +344,7 @@ impl Endpoint {
         };
         let mut response = self.reply(request, 200);
         let contact = SipUri::new(self.local_host(source))
-            .with_user(extension.extension.as_str())
+            .with_user(contact_user)
             .with_port(source.local.port());
         response.headers.contact = Contacts::List(vec![NameAddr::new(contact.into())]);
         response
@@ -273,17 +372,10 @@ impl Endpoint {
         let call_id = request.headers.call_id.to_string();
         info!(
             call = %call_id,
-            extension = %extension.extension,
+            to = contact_user,
             codec = negotiated.as_ref().map_or("(offer sent)", |n| n.codec.encoding_name()),
-            "test call answered"
+            "call answered"
         );
-        let caller = request
-            .headers
-            .from
-            .uri
-            .as_sip()
-            .and_then(|u| u.user.clone())
-            .unwrap_or_default();
         self.calls.calls.insert(
             dialog_id.clone(),
             Call {
@@ -299,19 +391,14 @@ impl Endpoint {
                 room: None,
                 partner: None,
                 ended: false,
-                start: Some(PendingStart {
-                    extension: extension.clone(),
-                    room,
-                    dialled: dialled.to_owned(),
-                    caller,
-                    wall,
-                }),
+                start: Some(start),
                 unacked: None,
+                role: None,
             },
         );
         self.resend_until_ack(now, &dialog_id, &response);
         if let Some(n) = negotiated {
-            self.start_media(&dialog_id, n);
+            self.start_media(now, &dialog_id, n);
         }
         response
     }
@@ -331,7 +418,7 @@ impl Endpoint {
             .map_err(|_| NegotiationError::NoAudio)
             .and_then(|answer| accept_answer(&call.local_sdp, &answer));
         match accepted {
-            Ok(n) if !request.body.is_empty() => self.start_media(id, n),
+            Ok(n) if !request.body.is_empty() => self.start_media(now, id, n),
             _ => {
                 warn!(call = %call.call_id, "the ACK carried no usable answer to our offer");
                 self.hang_up(now, id, "no SDP answer");
@@ -341,10 +428,48 @@ impl Endpoint {
 
     /// The call's media starts: its leg joins a new session, or the session
     /// of the partner waiting in its room.
-    fn start_media(&mut self, id: &DialogId, negotiated: Negotiated) {
+    fn start_media(&mut self, now: Instant, id: &DialogId, negotiated: Negotiated) {
         let Some(start) = self.calls.calls.get_mut(id).and_then(|c| c.start.take()) else {
             return;
         };
+        match start {
+            PendingStart::Test(start) => self.start_test_media(id, negotiated, start),
+            PendingStart::Queue(start) => self.start_queue_media(now, id, negotiated, start),
+            PendingStart::Feature(player) => {
+                let session = self.new_session();
+                self.open_leg(id, session, LegId::Caller, negotiated, Feed::Play(player));
+                self.calls.set_role(id, Role::Feature);
+            }
+        }
+    }
+
+    /// Opens a call's leg in a media session.
+    pub(super) fn open_leg(
+        &mut self,
+        id: &DialogId,
+        session: SessionId,
+        leg: LegId,
+        negotiated: Negotiated,
+        feed: Feed,
+    ) {
+        let Some(call) = self.calls.calls.get_mut(id) else {
+            return;
+        };
+        call.session = session;
+        call.leg = leg;
+        info!(call = %call.call_id, %session, codec = negotiated.codec.encoding_name(), "media started");
+        self.outputs.push_back(Output::Media(MediaCommand::OpenLeg {
+            session,
+            leg,
+            ports: call.ports,
+            setup: leg_setup(&negotiated),
+            feed,
+        }));
+        call.negotiated = Some(negotiated);
+        self.calls.by_leg.insert((session, leg), id.clone());
+    }
+
+    fn start_test_media(&mut self, id: &DialogId, negotiated: Negotiated, start: TestStart) {
         let settings = self.calls.settings.clone();
         let extension = &start.extension;
         // A room's second caller joins the first one's session.
@@ -372,22 +497,12 @@ impl Endpoint {
             TestAction::Pair if joined.is_some() => Feed::Other,
             TestAction::Pair => Feed::Silence,
         };
+        self.open_leg(id, session, leg, negotiated, feed);
         let Some(call) = self.calls.calls.get_mut(id) else {
             return;
         };
-        call.session = session;
-        call.leg = leg;
         call.partner = partner.clone();
         let call_id = call.call_id.clone();
-        info!(call = %call_id, %session, codec = negotiated.codec.encoding_name(), "media started");
-        self.outputs.push_back(Output::Media(MediaCommand::OpenLeg {
-            session,
-            leg,
-            ports: call.ports,
-            setup: leg_setup(&negotiated),
-            feed,
-        }));
-        call.negotiated = Some(negotiated);
         if let Some(first) = &partner {
             self.outputs.push_back(Output::Media(MediaCommand::SetFeed {
                 session,
@@ -405,45 +520,56 @@ impl Endpoint {
             }
         }
         if extension.record && leg == LegId::Caller {
-            let stamp = rfc3339_utc(start.wall);
-            let day: String = stamp
-                .chars()
-                .take(10)
-                .filter(char::is_ascii_digit)
-                .collect();
-            let path = PathBuf::from(day).join(format!("{}-{session}.wav", file_safe(&call_id)));
-            self.outputs
-                .push_back(Output::Media(MediaCommand::StartRecording {
-                    session,
-                    path,
-                    meta: RecordingMeta {
-                        call_id,
-                        caller: start.caller,
-                        callee: start.dialled,
-                        started: stamp,
-                        left: "caller".to_owned(),
-                        right: match extension.action {
-                            TestAction::Pair => "second caller".to_owned(),
-                            _ => "gateway".to_owned(),
-                        },
-                    },
-                }));
+            let right = match extension.action {
+                TestAction::Pair => "second caller",
+                _ => "gateway",
+            };
+            let who = (start.caller, start.dialled, right.to_owned());
+            self.start_recording(session, &call_id, start.wall, who);
         }
-        self.calls.by_leg.insert((session, leg), id.clone());
     }
 
-    fn new_session(&mut self) -> SessionId {
+    /// Records a session: `<recording dir>/YYYYMMDD/<call-id>-<session>.wav`,
+    /// the caller on the left. `who` is (caller, dialled, right channel).
+    /// Returns the path, relative to the recording directory.
+    pub(super) fn start_recording(
+        &mut self,
+        session: SessionId,
+        call_id: &str,
+        wall: SystemTime,
+        (caller, callee, right): (String, String, String),
+    ) -> PathBuf {
+        let stamp = rfc3339_utc(wall);
+        let day: String = stamp
+            .chars()
+            .take(10)
+            .filter(char::is_ascii_digit)
+            .collect();
+        let path = PathBuf::from(day).join(format!("{}-{session}.wav", file_safe(call_id)));
+        self.outputs
+            .push_back(Output::Media(MediaCommand::StartRecording {
+                session,
+                path: path.clone(),
+                meta: RecordingMeta {
+                    call_id: call_id.to_owned(),
+                    caller,
+                    callee,
+                    started: stamp,
+                    left: "caller".to_owned(),
+                    right,
+                },
+            }));
+        path
+    }
+
+    pub(super) fn new_session(&mut self) -> SessionId {
         let id = SessionId(self.calls.next_session);
         self.calls.next_session += 1;
         id
     }
 
     fn release(&mut self, ports: PortPair) {
-        if let Some(alloc) = self.calls.ports.as_mut() {
-            if let Err(e) = alloc.release(ports) {
-                warn!(error = %e, "RTP ports released twice");
-            }
-        }
+        self.calls.release_ports(ports);
     }
 
     /// RFC 3261 §21.4.26: 488, with a Warning saying why (§20.43).
@@ -527,12 +653,17 @@ impl Endpoint {
         let (session, leg) = (call.session, call.leg);
         let setup = leg_setup(&negotiated);
         info!(call = %call.call_id, direction = negotiated.direction.as_str(), "media renegotiated");
+        let role = call.role.clone();
         self.outputs
             .push_back(Output::Media(MediaCommand::UpdateLeg {
                 session,
                 leg,
                 setup,
             }));
+        if let Some(role) = role {
+            // Our side may not send: the peer holds the call.
+            self.role_direction(now, &role, !negotiated.direction.sends());
+        }
         if let Some(c) = self.calls.calls.get_mut(id) {
             c.local_sdp = sdp.clone();
             c.negotiated = Some(negotiated);
@@ -600,11 +731,12 @@ impl Endpoint {
             return;
         }
         call.ended = true;
-        let (session, leg, partner, room) = (
+        let (session, leg, partner, room, role) = (
             call.session,
             call.leg,
             call.partner.clone(),
             call.room.take(),
+            call.role.clone(),
         );
         info!(call = %call.call_id, reason = why, "call ending");
         if let Some(room) = room {
@@ -615,10 +747,13 @@ impl Endpoint {
         if let Some(p) = partner {
             self.hang_up(now, &p, "partner hung up");
         }
+        if let Some(role) = role {
+            self.role_leg_ended(now, &role);
+        }
     }
 
     /// We end the call: BYE to the caller (RFC 3261 §15.1.1), media closed.
-    fn hang_up(&mut self, now: Instant, id: &DialogId, why: &str) {
+    pub(super) fn hang_up(&mut self, now: Instant, id: &DialogId, why: &str) {
         // A call already ending (its BYE is being answered) needs no BYE.
         let Some(flow) = self
             .calls
@@ -629,6 +764,13 @@ impl Endpoint {
         else {
             return;
         };
+        self.send_bye(now, id, flow);
+        self.end_call(now, id, why);
+    }
+
+    /// Our BYE in a dialog, which is then forgotten (whatever the answer,
+    /// the call is over).
+    pub(super) fn send_bye(&mut self, now: Instant, id: &DialogId, flow: Flow) {
         let mut via = Via::new(
             flow.transport.as_str(),
             self.local_host(&flow),
@@ -651,7 +793,6 @@ impl Endpoint {
             }
         }
         self.dialogs.remove(id);
-        self.end_call(now, id, why);
     }
 
     /// Hangs up every call (shutdown).
@@ -721,7 +862,14 @@ impl Endpoint {
                     self.hang_up(now, &id, "no RTP");
                 }
             }
-            MediaEvent::PlaybackDone { .. } => {}
+            MediaEvent::PlaybackDone { session, leg } => {
+                let Some(id) = self.calls.by_leg.get(&(session, leg)).cloned() else {
+                    return;
+                };
+                if let Some(role) = self.calls.calls.get(&id).and_then(|c| c.role.clone()) {
+                    self.role_playback_done(now, &id, &role);
+                }
+            }
             MediaEvent::OpenFailed {
                 session,
                 leg,

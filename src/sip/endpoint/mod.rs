@@ -10,6 +10,7 @@ mod calls_tests;
 mod ids;
 mod in_dialog;
 mod qualify;
+mod queue_calls;
 mod register;
 mod requests;
 #[cfg(test)]
@@ -28,6 +29,7 @@ use crate::media::control::{MediaCommand, MediaEvent};
 use crate::media::sdp::Preferences;
 
 pub use calls::MediaSettings;
+pub use queue_calls::{QueueMedia, QueueSettings};
 
 use super::auth::{
     ConfigError as AuthConfigError, DigestVerifier, FailureLimiter, UserSecret, VerifierConfig,
@@ -76,6 +78,8 @@ pub struct EndpointConfig {
     /// Media for the calls we answer; `None` answers none (tests of the
     /// signalling alone).
     pub media: Option<calls::MediaSettings>,
+    /// The queues and what they play (prompts loaded by the runtime).
+    pub queues: QueueSettings,
 }
 
 impl EndpointConfig {
@@ -133,6 +137,10 @@ impl EndpointConfig {
                 test_extensions: config.test_extensions.clone(),
                 prompts: HashMap::new(),
             }),
+            queues: QueueSettings {
+                queues: config.queues.clone(),
+                ..QueueSettings::default()
+            },
         }
     }
 }
@@ -172,6 +180,8 @@ enum ClientPurpose {
     TrunkRegister(usize),
     /// Our BYE ending a call: whatever the answer, the call is over.
     Bye,
+    /// Our INVITE offering a queued call to an agent.
+    Offer,
 }
 
 pub struct Endpoint {
@@ -186,6 +196,10 @@ pub struct Endpoint {
     dialogs: Dialogs,
     trunks: Vec<(TrunkRegistration, Flow)>,
     calls: calls::Calls,
+    queues: queue_calls::QueueCalls,
+    /// The wall-clock time of the last input, to date what happens at a
+    /// monotonic `now` (call records, recordings).
+    clock: (Instant, SystemTime),
     outputs: VecDeque<Output>,
 }
 
@@ -225,6 +239,8 @@ impl Endpoint {
             clients: HashMap::new(),
             dialogs: Dialogs::new(),
             calls: calls::Calls::new(config.media.clone()),
+            queues: queue_calls::QueueCalls::new(config.queues.clone()),
+            clock: (now, SystemTime::now()),
             outputs: VecDeque::new(),
             config,
         })
@@ -239,6 +255,7 @@ impl Endpoint {
     }
 
     pub fn handle_input(&mut self, now: Instant, wall: SystemTime, input: Input) {
+        self.clock = (now, wall);
         match input {
             Input::Message { flow, data } => self.handle_message(now, wall, flow, &data),
             Input::Oversized { flow, head } => self.handle_oversized(flow, &head),
@@ -248,12 +265,16 @@ impl Endpoint {
     }
 
     pub fn handle_timeout(&mut self, now: Instant, wall: SystemTime) {
+        self.clock = (now, wall);
         self.tx.handle_timeout(now);
         for probe in self.registrar.handle_timeout(now) {
             self.send_qualify(now, probe);
         }
         self.drive_trunks(now);
         self.calls_handle_timeout(now);
+        if self.queues.poll_timeout().is_some_and(|t| t <= now) {
+            self.queues_handle_timeout(now);
+        }
         self.pump(now, wall);
     }
 
@@ -267,6 +288,7 @@ impl Endpoint {
             self.registrar.poll_timeout(),
             self.trunks_timeout(),
             self.calls_timeout(),
+            self.queues.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -430,12 +452,18 @@ impl Endpoint {
                 tx: super::transaction::TxId::Client(tx),
             } => self.client_event(now, tx, ClientOutcome::TransportError),
             TxEvent::Ack { request, .. } => self.in_dialog_ack(now, &request),
+            TxEvent::Terminated {
+                tx: super::transaction::TxId::Client(tx),
+            } => self.offer_terminated(tx),
             _ => {}
         }
     }
 
     /// Hands the fate of one of our requests to whoever sent it.
     fn client_event(&mut self, now: Instant, tx: ClientTxId, outcome: ClientOutcome<'_>) {
+        if self.reack(tx, &outcome) {
+            return;
+        }
         let finished = !matches!(outcome, ClientOutcome::Response(r) if r.status < 200);
         let purpose = if finished {
             self.clients.remove(&tx)
@@ -458,7 +486,17 @@ impl Endpoint {
                     }
                 }
             }
+            (Some(ClientPurpose::Offer), outcome) => self.offer_outcome(now, tx, outcome),
             (Some(ClientPurpose::Bye), _) | (None, _) => {}
+        }
+    }
+
+    /// The wall-clock time at `now`.
+    fn wall(&self, now: Instant) -> SystemTime {
+        let (at, wall) = self.clock;
+        match now.checked_duration_since(at) {
+            Some(later) => wall + later,
+            None => wall - at.saturating_duration_since(now),
         }
     }
 

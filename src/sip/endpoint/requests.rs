@@ -133,12 +133,23 @@ impl Endpoint {
             r.headers.push(HeaderName::Accept, ACCEPT);
             return r;
         }
-        if !self.is_trunk_peer(source) {
-            if let Err(response) = self.authenticate(now, request, source, true) {
-                return *response;
+        let agent = if self.is_trunk_peer(source) {
+            None
+        } else {
+            match self.authenticate(now, request, source, true) {
+                Ok(user) => Some(user),
+                Err(response) => return *response,
+            }
+        };
+        if let Some(response) = self.test_call(now, wall, request, source) {
+            return response;
+        }
+        if let Some(user) = &agent {
+            if let Some(response) = self.feature_call(now, request, source, user) {
+                return response;
             }
         }
-        if let Some(response) = self.test_call(now, wall, request, source) {
+        if let Some(response) = self.queue_call(now, request, source) {
             return response;
         }
         let target = Self::dialled(request);

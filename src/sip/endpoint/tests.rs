@@ -52,6 +52,7 @@ pub(super) fn config() -> EndpointConfig {
         .trunks,
         listen: vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())],
         media: None,
+        queues: super::QueueSettings::default(),
     }
 }
 

@@ -1,0 +1,855 @@
+//! Calls through the queues: the call centre's inbound flow.
+//!
+//! A caller (from a trunk, or an agent dialling a queue's extension) is
+//! answered by the gateway itself: its leg joins a new media session and
+//! hears the queue's greeting, then hold music. The caller enters the ACD
+//! (`call::acd`), which is the one owner of agent state and decides whom to
+//! ring. Each offer is an INVITE of ours to the agent's registered contact
+//! (a UAC dialog on our side, RFC 3261 §13.2), carrying our SDP offer for
+//! the agent's leg of the same session. The first 2xx the ACD accepts is
+//! ACKed and bridged: the agent's leg opens hearing the caller, the caller's
+//! feed switches from music to the agent, and recording starts. Any other
+//! 2xx (a ring-all loser, an answer racing our CANCEL or the caller's
+//! hang-up) is ACKed and sent BYE at once, so no phone is left in a one-way
+//! call. Ring timeouts come from the ACD as `CancelOffer` (our CANCEL,
+//! RFC 3261 §9.1).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tracing::{debug, info, warn};
+
+use super::super::dialog::{Dialog, DialogId};
+use super::super::flow::Flow;
+use super::super::message::{
+    CSeq, CallId as SipCallId, Contacts, HeaderName, Headers, Method, NameAddr, Request, Response,
+    SipUri, Uri, Via,
+};
+use super::super::transaction::ClientTxId;
+use super::calls::PendingStart;
+use super::{ClientOutcome, ClientPurpose, Endpoint, Output};
+use crate::call::acd::{self, Acd, AcdConfig, AgentState, PauseReason};
+use crate::config::{AgentId, Queue, QueueName};
+use crate::media::control::MediaCommand;
+use crate::media::player::{PlayItem, Player, Prompt};
+use crate::media::ports::PortPair;
+use crate::media::relay::LegId;
+use crate::media::sdp::{
+    accept_answer, make_offer, Direction, LocalMedia, Negotiated, SessionDescription,
+};
+use crate::media::session::{Feed, SessionId};
+
+/// A call's number in the ACD.
+pub(super) type QueueCallId = acd::CallId;
+
+/// The part a leg plays in the call centre's flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Role {
+    /// The caller of a queued call (answered by us).
+    Caller(QueueCallId),
+    /// The agent who answered a queued call (our INVITE).
+    Agent(QueueCallId, AgentId),
+    /// An agent's feature code: hung up once its confirmation has played.
+    Feature,
+}
+
+/// What a queue's caller starts with once its media is negotiated.
+#[derive(Debug)]
+pub(super) struct QueueStart {
+    pub(super) queue: QueueName,
+    pub(super) caller: String,
+    pub(super) dialled: String,
+}
+
+/// How a queue sounds and whether it records.
+#[derive(Debug, Clone)]
+pub struct QueueMedia {
+    pub greeting: Option<Prompt>,
+    pub music: Option<Prompt>,
+    /// Played when the caller leaves the queue without an agent.
+    pub overflow_message: Option<Prompt>,
+    pub record: bool,
+}
+
+/// The queues and the prompts they play, from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct QueueSettings {
+    pub queues: Vec<Queue>,
+    pub media: HashMap<QueueName, QueueMedia>,
+    /// What a caller hears while the agent holds the call.
+    pub hold_music: Option<Prompt>,
+}
+
+/// An agent's phone ringing with a call: our INVITE.
+#[derive(Debug)]
+struct Ringing {
+    call: QueueCallId,
+    agent: AgentId,
+    invite: Request,
+    flow: Flow,
+    /// Released (`None`) when the offer is withdrawn: a 2xx that still
+    /// comes is only ACKed and hung up.
+    ports: Option<PortPair>,
+    local_sdp: SessionDescription,
+    /// A provisional response arrived (logged once).
+    ringing: bool,
+}
+
+/// What the caller of a waiting call is hearing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    Greeting,
+    Music,
+    /// The queue's overflow message; the call ends when it has played.
+    Leaving,
+}
+
+#[derive(Debug)]
+struct QueueCall {
+    caller: DialogId,
+    /// The caller leg's SIP Call-ID.
+    call_id: String,
+    session: SessionId,
+    queue: QueueName,
+    caller_number: String,
+    dialled: String,
+    waiting: Waiting,
+    agent: Option<(AgentId, DialogId)>,
+    held: bool,
+}
+
+/// The call-centre calls and the ACD.
+pub(super) struct QueueCalls {
+    acd: Option<Acd>,
+    settings: QueueSettings,
+    calls: HashMap<QueueCallId, QueueCall>,
+    ringing: HashMap<ClientTxId, Ringing>,
+    /// The ACK of each agent's 2xx, sent again for every retransmission of
+    /// the 2xx until the INVITE transaction ends (RFC 6026 §7.2).
+    acks: HashMap<ClientTxId, (Flow, Bytes)>,
+    next: u64,
+}
+
+impl QueueCalls {
+    pub(super) fn new(settings: QueueSettings) -> QueueCalls {
+        let config = AcdConfig::new(settings.queues.iter().map(Into::into).collect());
+        let acd = match Acd::new(config) {
+            Ok(acd) => Some(acd),
+            Err(error) => {
+                // The configuration validation rules this out.
+                tracing::error!(%error, "queues not usable: calls to them are refused");
+                None
+            }
+        };
+        QueueCalls {
+            acd,
+            settings,
+            calls: HashMap::new(),
+            ringing: HashMap::new(),
+            acks: HashMap::new(),
+            next: 1,
+        }
+    }
+
+    /// The queue a dialled number reaches: its extension or one of its DIDs
+    /// (with or without the leading `+`, as carriers vary).
+    fn queue_for(&self, dialled: &str) -> Option<QueueName> {
+        let bare = dialled.strip_prefix('+').unwrap_or(dialled);
+        self.settings
+            .queues
+            .iter()
+            .find(|q| {
+                q.extension.as_ref().is_some_and(|e| e.as_str() == dialled)
+                    || q.dids
+                        .iter()
+                        .any(|d| d.as_str().strip_prefix('+').unwrap_or(d.as_str()) == bare)
+            })
+            .map(|q| q.name.clone())
+    }
+
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        self.acd.as_ref().and_then(Acd::poll_timeout)
+    }
+}
+
+/// A player for a prompt played once.
+fn once(prompt: &Prompt) -> Feed {
+    Feed::Play(Player::new(vec![PlayItem::Prompt(prompt.clone())], false))
+}
+
+/// A player looping a prompt (music); silence without one.
+fn looping(prompt: Option<&Prompt>) -> Feed {
+    match prompt {
+        Some(p) => Feed::Play(Player::new(vec![PlayItem::Prompt(p.clone())], true)),
+        None => Feed::Silence,
+    }
+}
+
+impl Endpoint {
+    /// Answers an INVITE for a queue, if the dialled number is one.
+    pub(super) fn queue_call(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        source: &Flow,
+    ) -> Option<Response> {
+        let dialled = Self::dialled(request);
+        let queue = self.queues.queue_for(&dialled)?;
+        if self.queues.acd.is_none() {
+            return Some(self.reply(request, 480));
+        }
+        let start = PendingStart::Queue(QueueStart {
+            queue,
+            caller: Self::caller_user(request),
+            dialled: dialled.clone(),
+        });
+        Some(self.answer_call(now, request, source, &dialled, start))
+    }
+
+    /// The caller's media is up: greeting (then music), and into the queue.
+    pub(super) fn start_queue_media(
+        &mut self,
+        now: Instant,
+        id: &DialogId,
+        negotiated: Negotiated,
+        start: QueueStart,
+    ) {
+        let Some(call_id) = self.calls.call_id_of(id) else {
+            return;
+        };
+        let qid = acd::CallId(self.queues.next);
+        self.queues.next += 1;
+        let session = self.new_session();
+        let media = self.queues.settings.media.get(&start.queue).cloned();
+        let greeting = media.as_ref().and_then(|m| m.greeting.as_ref());
+        let (feed, waiting) = match greeting {
+            Some(g) => (once(g), Waiting::Greeting),
+            None => (
+                looping(media.as_ref().and_then(|m| m.music.as_ref())),
+                Waiting::Music,
+            ),
+        };
+        self.open_leg(id, session, LegId::Caller, negotiated, feed);
+        self.calls.set_role(id, Role::Caller(qid));
+        info!(call = %call_id, queue = %start.queue, acd_call = %qid, "caller queued");
+        self.queues.calls.insert(
+            qid,
+            QueueCall {
+                caller: id.clone(),
+                call_id,
+                session,
+                queue: start.queue.clone(),
+                caller_number: start.caller,
+                dialled: start.dialled,
+                waiting,
+                agent: None,
+                held: false,
+            },
+        );
+        let entered = match self.queues.acd.as_mut() {
+            Some(acd) => acd.enqueue(now, qid, &start.queue, 0),
+            None => Err(acd::AcdError::UnknownQueue(start.queue)),
+        };
+        if let Err(error) = entered {
+            warn!(%error, "caller not queued: hanging up");
+            self.hang_up(now, id, "queue refused the call");
+        }
+        self.pump_acd(now);
+    }
+
+    pub(super) fn queues_handle_timeout(&mut self, now: Instant) {
+        if let Some(acd) = self.queues.acd.as_mut() {
+            acd.handle_timeout(now);
+        }
+        self.pump_acd(now);
+    }
+
+    /// Carries out what the ACD decided.
+    pub(super) fn pump_acd(&mut self, now: Instant) {
+        loop {
+            let Some(output) = self.queues.acd.as_mut().and_then(Acd::poll_output) else {
+                return;
+            };
+            match output {
+                acd::Output::Offer {
+                    call,
+                    queue,
+                    agents,
+                    ring_timeout,
+                } => {
+                    for agent in agents {
+                        if !self.offer(now, call, &agent) {
+                            // No phone to ring: a missed offer, so that an
+                            // agent logged in without a phone is paused.
+                            if let Some(acd) = self.queues.acd.as_mut() {
+                                let _ = acd.offer_timed_out(now, call, &agent);
+                            }
+                        }
+                    }
+                    debug!(acd_call = %call, %queue, ring_secs = ring_timeout.as_secs(), "offered");
+                }
+                acd::Output::CancelOffer { call, agent } => self.withdraw_offer(now, call, &agent),
+                acd::Output::Overflow {
+                    call,
+                    queue,
+                    reason,
+                } => {
+                    info!(acd_call = %call, %queue, ?reason, "caller leaves the queue");
+                    self.leave_queue(now, call);
+                }
+                acd::Output::Queued {
+                    call,
+                    queue,
+                    position,
+                } => info!(acd_call = %call, %queue, position, "waiting"),
+                acd::Output::Answered {
+                    call,
+                    agent,
+                    waited,
+                } => {
+                    info!(acd_call = %call, %agent, waited_ms = waited.as_millis() as u64, "answered by agent")
+                }
+                acd::Output::Abandoned {
+                    call,
+                    queue,
+                    waited,
+                } => {
+                    info!(acd_call = %call, %queue, waited_ms = waited.as_millis() as u64, "caller abandoned")
+                }
+                acd::Output::Agent(event) => info!(
+                    agent = %event.agent,
+                    from = ?event.from,
+                    to = ?event.to,
+                    why = ?event.why,
+                    "agent state"
+                ),
+            }
+        }
+    }
+
+    /// Rings one agent with a call: our INVITE to the agent's most recently
+    /// registered reachable contact, sent where that REGISTER came from
+    /// (phones behind NAT). False when there is nothing to ring.
+    fn offer(&mut self, now: Instant, call: QueueCallId, agent: &AgentId) -> bool {
+        let Some(q) = self.queues.calls.get(&call) else {
+            return false;
+        };
+        let Some(binding) = self
+            .registrar
+            .contacts(agent.as_str())
+            .iter()
+            .filter(|b| b.reachable)
+            .max_by_key(|b| b.expires_at)
+            .cloned()
+        else {
+            info!(%agent, "agent has no reachable phone registered");
+            return false;
+        };
+        let Some(settings) = self.calls.settings().cloned() else {
+            return false;
+        };
+        let Some(ports) = self.calls.allocate_ports() else {
+            warn!("no RTP port pair free: agent not rung");
+            return false;
+        };
+        let local = LocalMedia {
+            address: settings.address,
+            rtp_port: ports.rtp(),
+            session_id: rand::random::<u32>().into(),
+            session_version: 1,
+            direction: Direction::SendRecv,
+            ptime: None,
+            rtcp_mux: false,
+        };
+        let sdp = make_offer(&local, &settings.preferences);
+        let flow = binding.flow.clone();
+        let host = self.local_host(&flow);
+        let mut from = NameAddr::new(
+            SipUri::new(host.clone())
+                .with_user(if q.caller_number.is_empty() {
+                    "anonymous"
+                } else {
+                    &q.caller_number
+                })
+                .into(),
+        )
+        .with_tag(&self.ids.tag());
+        from.display = Some(format!("{} ({})", q.caller_number, q.queue));
+        let to = NameAddr::new(
+            SipUri::new(super::local_host_of(&self.config.domain, &flow))
+                .with_user(agent.as_str())
+                .into(),
+        );
+        let mut headers = Headers::new(
+            from,
+            to,
+            SipCallId::new(self.ids.call_id(&self.config.domain)),
+            CSeq {
+                seq: 1,
+                method: Method::Invite,
+            },
+        );
+        let mut via = Via::new(
+            flow.transport.as_str(),
+            host.clone(),
+            Some(flow.local.port()),
+            &self.ids.branch(),
+        );
+        via.params.set("rport", None);
+        headers.via.push(via);
+        headers.max_forwards = Some(70);
+        let contact = SipUri::new(host)
+            .with_user("switchboard")
+            .with_port(flow.local.port());
+        headers.contact = Contacts::List(vec![NameAddr::new(contact.into())]);
+        headers.push(HeaderName::Allow, super::requests::ALLOW);
+        headers.push(HeaderName::UserAgent, self.config.user_agent.clone());
+        headers.push(HeaderName::ContentType, "application/sdp");
+        let target: Uri = binding.contact.uri.clone();
+        let invite = Request {
+            method: Method::Invite,
+            uri: target,
+            headers,
+            body: Bytes::from(sdp.to_string()),
+        };
+        let reliable = flow.is_reliable();
+        match self
+            .tx
+            .send_request(now, invite.clone(), flow.clone(), reliable)
+        {
+            Ok(tx) => {
+                info!(%agent, acd_call = %call, contact = %binding.key, "ringing agent");
+                self.clients.insert(tx, ClientPurpose::Offer);
+                self.queues.ringing.insert(
+                    tx,
+                    Ringing {
+                        call,
+                        agent: agent.clone(),
+                        invite,
+                        flow,
+                        ports: Some(ports),
+                        local_sdp: sdp,
+                        ringing: false,
+                    },
+                );
+                true
+            }
+            Err(error) => {
+                tracing::error!(%error, "offer INVITE not sent");
+                self.calls.release_ports(ports);
+                false
+            }
+        }
+    }
+
+    /// Stops ringing an agent: CANCEL (RFC 3261 §9.1); its ports go back.
+    fn withdraw_offer(&mut self, now: Instant, call: QueueCallId, agent: &AgentId) {
+        let found = self
+            .queues
+            .ringing
+            .iter_mut()
+            .find(|(_, r)| r.call == call && &r.agent == agent && r.ports.is_some());
+        let Some((&tx, ringing)) = found else {
+            return;
+        };
+        if let Some(ports) = ringing.ports.take() {
+            self.calls.release_ports(ports);
+        }
+        info!(%agent, acd_call = %call, "offer withdrawn");
+        if let Err(error) = self.tx.cancel(now, tx) {
+            debug!(%error, "nothing to cancel");
+        }
+    }
+
+    /// The ACK of an agent's 2xx, again for a retransmitted 2xx. True when
+    /// the response was such a retransmission.
+    pub(super) fn reack(&mut self, tx: ClientTxId, outcome: &ClientOutcome<'_>) -> bool {
+        let ClientOutcome::Response(r) = outcome else {
+            return false;
+        };
+        if !(200..300).contains(&r.status) {
+            return false;
+        }
+        let Some((flow, ack)) = self.queues.acks.get(&tx) else {
+            return false;
+        };
+        self.outputs.push_back(Output::Transmit {
+            flow: flow.clone(),
+            data: ack.clone(),
+        });
+        true
+    }
+
+    /// The INVITE transaction of an offer ended: no more 2xx to ACK.
+    pub(super) fn offer_terminated(&mut self, tx: ClientTxId) {
+        self.queues.acks.remove(&tx);
+    }
+
+    /// What an agent's phone answered to our offer.
+    pub(super) fn offer_outcome(
+        &mut self,
+        now: Instant,
+        tx: ClientTxId,
+        outcome: ClientOutcome<'_>,
+    ) {
+        match outcome {
+            ClientOutcome::Response(r) if r.status < 200 => {
+                if let Some(ringing) = self.queues.ringing.get_mut(&tx) {
+                    if !ringing.ringing && r.status > 100 {
+                        ringing.ringing = true;
+                        debug!(agent = %ringing.agent, status = r.status, "agent's phone rings");
+                    }
+                }
+            }
+            ClientOutcome::Response(r) if r.status < 300 => {
+                if let Some(ringing) = self.queues.ringing.remove(&tx) {
+                    self.agent_answered(now, tx, ringing, r);
+                }
+            }
+            outcome => {
+                let Some(ringing) = self.queues.ringing.remove(&tx) else {
+                    return;
+                };
+                let Some(ports) = ringing.ports else {
+                    // Withdrawn already: the ACD has moved on.
+                    return;
+                };
+                self.calls.release_ports(ports);
+                let status = match outcome {
+                    ClientOutcome::Response(r) => r.status,
+                    ClientOutcome::Timeout => 408,
+                    ClientOutcome::TransportError => 503,
+                };
+                info!(agent = %ringing.agent, status, "agent did not take the call");
+                if let Some(acd) = self.queues.acd.as_mut() {
+                    // 486 Busy Here, 600 Busy Everywhere, 603 Decline: the
+                    // agent said no; anything else is a missed offer.
+                    let result = if matches!(status, 486 | 600 | 603) {
+                        acd.rejected(now, ringing.call, &ringing.agent)
+                    } else {
+                        acd.offer_timed_out(now, ringing.call, &ringing.agent)
+                    };
+                    if let Err(error) = result {
+                        debug!(%error, "offer already settled");
+                    }
+                }
+                self.pump_acd(now);
+            }
+        }
+    }
+
+    /// An agent's phone answered: ACK, then bridge if the ACD gives this
+    /// agent the call, else BYE.
+    fn agent_answered(&mut self, now: Instant, tx: ClientTxId, ringing: Ringing, r: &Response) {
+        let dialog = match Dialog::uac(&ringing.invite, r) {
+            Ok(d) => d,
+            Err(error) => {
+                warn!(%error, agent = %ringing.agent, "agent's 2xx forms no dialog");
+                self.settle_failed_answer(now, &ringing);
+                return;
+            }
+        };
+        let id = dialog.id().clone();
+        let mut via = Via::new(
+            ringing.flow.transport.as_str(),
+            self.local_host(&ringing.flow),
+            Some(ringing.flow.local.port()),
+            &self.ids.branch(),
+        );
+        via.params.set("rport", None);
+        let ack = Bytes::from(dialog.ack_for_2xx(1, via).to_bytes());
+        self.outputs.push_back(Output::Transmit {
+            flow: ringing.flow.clone(),
+            data: ack.clone(),
+        });
+        self.queues.acks.insert(tx, (ringing.flow.clone(), ack));
+        if let Err(error) = self.dialogs.insert(dialog) {
+            warn!(%error, "agent dialog not kept");
+            self.settle_failed_answer(now, &ringing);
+            return;
+        }
+        let Some(ports) = ringing.ports else {
+            info!(agent = %ringing.agent, "answer after the offer was withdrawn: hanging up");
+            self.send_bye(now, &id, ringing.flow.clone());
+            return;
+        };
+        let negotiated = SessionDescription::parse_bytes(&r.body)
+            .ok()
+            .and_then(|answer| accept_answer(&ringing.local_sdp, &answer).ok());
+        let Some(negotiated) = negotiated else {
+            warn!(agent = %ringing.agent, "agent's answer has no usable SDP: hanging up");
+            self.send_bye(now, &id, ringing.flow.clone());
+            self.calls.release_ports(ports);
+            self.settle_failed_answer(now, &ringing);
+            return;
+        };
+        let accepted = match self.queues.acd.as_mut() {
+            Some(acd) => acd.answered(now, ringing.call, &ringing.agent),
+            None => Err(acd::AcdError::UnknownCall(ringing.call)),
+        };
+        let bridged = accepted
+            .is_ok()
+            .then(|| self.queues.calls.get(&ringing.call))
+            .flatten()
+            .filter(|q| q.agent.is_none())
+            .map(|q| (q.session, q.caller.clone()));
+        let Some((session, caller)) = bridged else {
+            // Ring-all: another agent was first; or the caller has gone.
+            info!(agent = %ringing.agent, "answer for a call already taken or ended: hanging up");
+            self.send_bye(now, &id, ringing.flow.clone());
+            self.calls.release_ports(ports);
+            self.pump_acd(now);
+            return;
+        };
+        self.calls.add_leg(
+            id.clone(),
+            ringing.flow.clone(),
+            ports,
+            ringing.local_sdp.clone(),
+            Some(caller.clone()),
+            Role::Agent(ringing.call, ringing.agent.clone()),
+        );
+        self.open_leg(&id, session, LegId::Agent, negotiated, Feed::Other);
+        self.outputs.push_back(Output::Media(MediaCommand::SetFeed {
+            session,
+            leg: LegId::Caller,
+            feed: Feed::Other,
+        }));
+        self.calls.set_partner(&caller, id.clone());
+        let now_wall = self.wall(now);
+        let Some(q) = self.queues.calls.get_mut(&ringing.call) else {
+            return;
+        };
+        q.agent = Some((ringing.agent.clone(), id));
+        info!(call = %q.call_id, agent = %ringing.agent, queue = %q.queue, "call bridged");
+        let record = self
+            .queues
+            .settings
+            .media
+            .get(&q.queue)
+            .is_some_and(|m| m.record);
+        if record {
+            let who = (
+                q.caller_number.clone(),
+                q.dialled.clone(),
+                format!("agent {}", ringing.agent),
+            );
+            let call_id = q.call_id.clone();
+            self.start_recording(session, &call_id, now_wall, who);
+        }
+        self.pump_acd(now);
+    }
+
+    /// An answer that cannot become a bridge counts as a refused offer.
+    fn settle_failed_answer(&mut self, now: Instant, ringing: &Ringing) {
+        if let Some(ports) = ringing.ports {
+            self.calls.release_ports(ports);
+        }
+        if let Some(acd) = self.queues.acd.as_mut() {
+            let _ = acd.rejected(now, ringing.call, &ringing.agent);
+        }
+        self.pump_acd(now);
+    }
+
+    /// The ACD sends a caller away (queue full, waited too long, nobody
+    /// logged in): the overflow message, then our BYE.
+    fn leave_queue(&mut self, now: Instant, call: QueueCallId) {
+        let Some(q) = self.queues.calls.get_mut(&call) else {
+            return;
+        };
+        q.waiting = Waiting::Leaving;
+        let (session, caller) = (q.session, q.caller.clone());
+        let message = self
+            .queues
+            .settings
+            .media
+            .get(&q.queue)
+            .and_then(|m| m.overflow_message.clone());
+        match message {
+            Some(m) => self.outputs.push_back(Output::Media(MediaCommand::SetFeed {
+                session,
+                leg: LegId::Caller,
+                feed: once(&m),
+            })),
+            None => self.hang_up(now, &caller, "left the queue"),
+        }
+    }
+
+    /// A prompt played to its end on a queue caller's or a feature call's
+    /// leg: greeting → music; overflow message → hang up; feature
+    /// confirmation → hang up.
+    pub(super) fn role_playback_done(&mut self, now: Instant, id: &DialogId, role: &Role) {
+        match role {
+            Role::Feature => self.hang_up(now, id, "feature done"),
+            Role::Caller(qid) => {
+                let Some(q) = self.queues.calls.get_mut(qid) else {
+                    return;
+                };
+                if q.agent.is_some() {
+                    return;
+                }
+                match q.waiting {
+                    Waiting::Greeting => {
+                        q.waiting = Waiting::Music;
+                        let session = q.session;
+                        let music = self
+                            .queues
+                            .settings
+                            .media
+                            .get(&q.queue)
+                            .and_then(|m| m.music.clone());
+                        self.outputs.push_back(Output::Media(MediaCommand::SetFeed {
+                            session,
+                            leg: LegId::Caller,
+                            feed: looping(music.as_ref()),
+                        }));
+                    }
+                    Waiting::Leaving => self.hang_up(now, id, "overflow message played"),
+                    Waiting::Music => {}
+                }
+            }
+            Role::Agent(..) => {}
+        }
+    }
+
+    /// A leg of a queued call ended (BYE either way, dead RTP, shutdown).
+    pub(super) fn role_leg_ended(&mut self, now: Instant, role: &Role) {
+        let call = match role {
+            Role::Caller(call) => {
+                let call = *call;
+                self.queues.calls.remove(&call);
+                call
+            }
+            Role::Agent(call, _) => *call,
+            Role::Feature => return,
+        };
+        if let Some(acd) = self.queues.acd.as_mut() {
+            if let Err(error) = acd.hangup(now, call) {
+                debug!(%error, "call already gone from the ACD");
+            }
+        }
+        self.pump_acd(now);
+    }
+
+    /// The agent's re-INVITE changed the direction: `held` is whether the
+    /// agent now holds the caller (RFC 3264 §8.4: sendonly or inactive from
+    /// the agent), who then hears the hold music instead of silence.
+    pub(super) fn role_direction(&mut self, now: Instant, role: &Role, held: bool) {
+        let Role::Agent(call, agent) = role else {
+            return;
+        };
+        let Some(q) = self.queues.calls.get_mut(call) else {
+            return;
+        };
+        if q.held == held {
+            return;
+        }
+        q.held = held;
+        let session = q.session;
+        let feed = if held {
+            looping(self.queues.settings.hold_music.as_ref())
+        } else {
+            Feed::Other
+        };
+        self.outputs.push_back(Output::Media(MediaCommand::SetFeed {
+            session,
+            leg: LegId::Caller,
+            feed,
+        }));
+        if let Some(acd) = self.queues.acd.as_mut() {
+            let result = if held {
+                acd.hold(now, agent)
+            } else {
+                acd.unhold(now, agent)
+            };
+            if let Err(error) = result {
+                debug!(%error, "hold not counted");
+            }
+        }
+        info!(%agent, held, "agent hold");
+        self.pump_acd(now);
+    }
+
+    /// Answers an agent's feature code, if the dialled number is one:
+    /// `*21` log in (or back from a pause), `*22` log out, `*23` pause
+    /// (`*23` + 1 break, 2 lunch, 3 training). The phone hears two rising
+    /// beeps when done, three low ones when refused (e.g. already logged in).
+    pub(super) fn feature_call(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        source: &Flow,
+        user: &str,
+    ) -> Option<Response> {
+        let dialled = Self::dialled(request);
+        let code = dialled.get(..3)?;
+        let rest = dialled.get(3..).unwrap_or("");
+        let agent: AgentId = user.parse().ok()?;
+        let acd = self.queues.acd.as_mut()?;
+        let result = match (code, rest) {
+            (FEATURE_LOGIN, "") => match acd.agent_state(&agent) {
+                AgentState::Paused(_) => acd.unpause(now, &agent),
+                _ => acd.login(now, &agent),
+            },
+            (FEATURE_LOGOUT, "") => acd.logout(now, &agent),
+            (FEATURE_PAUSE, reason) => {
+                let reason = match reason {
+                    "" | "1" => "break",
+                    "2" => "lunch",
+                    "3" => "training",
+                    _ => return None,
+                };
+                acd.pause(now, &agent, PauseReason::new(reason))
+            }
+            _ => return None,
+        };
+        let done = match result {
+            Ok(()) => true,
+            Err(error) => {
+                info!(%agent, %error, "feature code refused");
+                false
+            }
+        };
+        info!(%agent, code = %dialled, done, "feature code");
+        self.pump_acd(now);
+        let player = Player::new(confirmation(done), false);
+        Some(self.answer_call(
+            now,
+            request,
+            source,
+            &dialled,
+            PendingStart::Feature(player),
+        ))
+    }
+}
+
+/// Log in, or come back from a pause.
+const FEATURE_LOGIN: &str = "*21";
+const FEATURE_LOGOUT: &str = "*22";
+/// Pause; a digit after it gives the reason.
+const FEATURE_PAUSE: &str = "*23";
+
+/// Two rising beeps (done) or three low ones (refused).
+fn confirmation(done: bool) -> Vec<PlayItem> {
+    let beep = |freq_hz: f64, ms: u64| PlayItem::Tone {
+        freq_hz,
+        amplitude: 8000,
+        duration: Duration::from_millis(ms),
+    };
+    let gap = || PlayItem::Silence(Duration::from_millis(120));
+    let mut items = vec![PlayItem::Silence(Duration::from_millis(300))];
+    if done {
+        items.extend([beep(660.0, 180), gap(), beep(990.0, 250)]);
+    } else {
+        items.extend([
+            beep(400.0, 150),
+            gap(),
+            beep(400.0, 150),
+            gap(),
+            beep(400.0, 150),
+        ]);
+    }
+    items.push(PlayItem::Silence(Duration::from_millis(300)));
+    items
+}

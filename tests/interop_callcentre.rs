@@ -1,0 +1,223 @@
+//! The call centre end to end (issue 4), with real peers over loopback:
+//! baresip as the carrier at 127.0.0.1:5080 (the demo trunk's peer) calling
+//! the DID +15550100, which the demo routes to the `support` queue; baresip
+//! phones registered as agents 1001 and 1002, answering automatically, who
+//! log in with the `*21` feature code. The tests check what each side
+//! hears (Goertzel on baresip's dumps) and what the recording holds, not
+//! only the signalling.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::thread;
+use std::time::Duration;
+
+use common::audio::*;
+use common::{stored_contacts, Gateway};
+use switchboard::media::codec::goertzel::mean_square;
+
+/// The demo trunk's peer address: requests from it are the carrier's.
+const CARRIER_PORT: u16 = 5080;
+const CALLER_TONE: f64 = 440.0;
+const AGENT_TONE: f64 = 1633.0;
+
+/// The carrier delivering a call for `did` from `caller`, hanging up after
+/// `seconds`.
+fn carrier_call(gw: &Gateway, caller: &str, did: &str, mic: &Path, seconds: u32) -> Baresip {
+    Baresip::start(Phone {
+        account: format!("<sip:{caller}@127.0.0.1:{CARRIER_PORT}>;regint=0"),
+        port: CARRIER_PORT,
+        mic,
+        seconds,
+        command: Some(format!("/dial sip:{did}@{}", gw.target())),
+    })
+}
+
+/// Waits until the agent's phone is registered (the store has it).
+fn registered(gw: &Gateway, agent: &str) {
+    wait_until(
+        &format!("agent {agent} registered"),
+        Duration::from_secs(10),
+        || !stored_contacts(&gw.db_path(), agent).is_empty(),
+    );
+}
+
+/// The agent dials `*21` from another softphone of theirs and the gateway
+/// confirms with beeps, then hangs up.
+fn log_in(gw: &Gateway, agent_mic: &Path, agent: &str) {
+    let mut phone = Baresip::call_as(gw, agent, "*21", agent_mic, 4);
+    gw.wait_for_log(
+        &format!("agent={agent} code=*21 done=true"),
+        Duration::from_secs(10),
+    );
+    phone.wait(Duration::from_secs(10));
+}
+
+fn tones(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let caller = dir.join("caller-440.wav");
+    sox_wav(&caller, RATE, &["synth", "40", "sine", "440", "vol", "0.3"]);
+    let agent = dir.join("agent-1633.wav");
+    sox_wav(&agent, RATE, &["synth", "40", "sine", "1633", "vol", "0.3"]);
+    (caller, agent)
+}
+
+/// A caller waits in the queue hearing the greeting and music; agent 1001
+/// logs in, is offered the call, answers; both hear each other; the caller
+/// hanging up ends the agent's leg; the recording has the caller on the
+/// left and the agent on the right.
+#[test]
+fn a_queued_caller_is_bridged_to_the_agent_who_logs_in_and_recorded() {
+    let _serial = serial();
+    let rec = tempfile::tempdir().unwrap();
+    let wavs = tempfile::tempdir().unwrap();
+    let (caller_mic, agent_mic) = tones(wavs.path());
+    let gw = gateway(rec.path(), "");
+    let agent = Baresip::agent(&gw, "1001", &agent_mic, 60);
+    registered(&gw, "1001");
+
+    let mut caller = carrier_call(&gw, "+15551230001", "+15550100", &caller_mic, 20);
+    gw.wait_for_log("caller queued", Duration::from_secs(10));
+    // Greeting (about 6 s), then music: nobody is logged in yet.
+    thread::sleep(Duration::from_secs(8));
+    log_in(&gw, &agent_mic, "1001");
+    gw.wait_for_log("call bridged", Duration::from_secs(10));
+    caller.wait(Duration::from_secs(30));
+    gw.wait_for_log("partner hung up", Duration::from_secs(5));
+    drop(agent);
+
+    let heard = caller.heard();
+    let mono = channel(heard.samples(), heard.channels(), 0);
+    let rate = heard.sample_rate();
+    let queued_part = &mono[..(rate as usize * 7).min(mono.len())];
+    let waiting = ToneCount::of(queued_part, rate, &[CALLER_TONE, AGENT_TONE]);
+    assert!(
+        mean_square(queued_part) > 100.0 * 100.0,
+        "the caller heard silence while queued"
+    );
+    assert_eq!(
+        waiting.seconds_of(AGENT_TONE),
+        0.0,
+        "agent audio before any agent answered: {waiting:?}"
+    );
+    let c = ToneCount::of(&mono, rate, &[CALLER_TONE, AGENT_TONE]);
+    eprintln!("caller heard {c:?}");
+    assert!(
+        c.seconds_of(AGENT_TONE) >= 4.0,
+        "caller heard too little of the agent: {c:?}\n{}",
+        gw.log()
+    );
+    assert_eq!(c.seconds_of(CALLER_TONE), 0.0, "caller heard itself: {c:?}");
+
+    wait_until("the recording", Duration::from_secs(5), || {
+        !files_ending(rec.path(), ".wav").is_empty()
+    });
+    let wav = recording(rec.path());
+    let left = channel(wav.samples(), 2, 0);
+    let right = channel(wav.samples(), 2, 1);
+    let l = ToneCount::of(&left, RATE, &[CALLER_TONE, AGENT_TONE]);
+    let r = ToneCount::of(&right, RATE, &[CALLER_TONE, AGENT_TONE]);
+    eprintln!("recording left {l:?}\nrecording right {r:?}");
+    assert!(l.seconds_of(CALLER_TONE) >= 4.0, "left (caller): {l:?}");
+    assert_eq!(
+        l.seconds_of(AGENT_TONE),
+        0.0,
+        "agent leaked into the left: {l:?}"
+    );
+    assert!(r.seconds_of(AGENT_TONE) >= 4.0, "right (agent): {r:?}");
+    assert_eq!(
+        r.seconds_of(CALLER_TONE),
+        0.0,
+        "caller leaked into the right: {r:?}"
+    );
+}
+
+/// The agent heard the caller: checked on the agent's phone itself.
+#[test]
+fn the_agent_hears_the_caller() {
+    let _serial = serial();
+    let rec = tempfile::tempdir().unwrap();
+    let wavs = tempfile::tempdir().unwrap();
+    let (caller_mic, agent_mic) = tones(wavs.path());
+    let gw = gateway(rec.path(), "");
+    let mut agent = Baresip::agent(&gw, "1002", &agent_mic, 22);
+    registered(&gw, "1002");
+    log_in(&gw, &agent_mic, "1002");
+    let mut caller = carrier_call(&gw, "+15551230002", "+15550100", &caller_mic, 14);
+    gw.wait_for_log("call bridged", Duration::from_secs(15));
+    caller.wait(Duration::from_secs(30));
+    agent.wait(Duration::from_secs(30));
+    let calls = agent.heard_all();
+    let wav = calls.last().expect("the agent's phone took a call");
+    let mono = channel(wav.samples(), wav.channels(), 0);
+    let a = ToneCount::of(&mono, wav.sample_rate(), &[CALLER_TONE, AGENT_TONE]);
+    eprintln!("agent heard {a:?}");
+    assert!(
+        a.seconds_of(CALLER_TONE) >= 3.0,
+        "agent heard too little of the caller: {a:?}\n{}",
+        gw.log()
+    );
+    assert_eq!(a.seconds_of(AGENT_TONE), 0.0, "agent heard itself: {a:?}");
+}
+
+/// A caller who hangs up while waiting is an abandoned call, and the
+/// agent's phone, which was never rung, stays free.
+#[test]
+fn a_caller_hanging_up_while_queued_is_abandoned() {
+    let _serial = serial();
+    let rec = tempfile::tempdir().unwrap();
+    let wavs = tempfile::tempdir().unwrap();
+    let (caller_mic, _) = tones(wavs.path());
+    let gw = gateway(rec.path(), "");
+    let mut caller = carrier_call(&gw, "+15551230003", "+15550100", &caller_mic, 5);
+    gw.wait_for_log("caller queued", Duration::from_secs(10));
+    caller.wait(Duration::from_secs(15));
+    gw.wait_for_log("caller abandoned", Duration::from_secs(5));
+    assert!(!gw.log().contains("call bridged"));
+}
+
+/// Agent 1001's phone rings but nobody answers it: after the queue's ring
+/// timeout the call is withdrawn from 1001 (CANCEL) and offered to 1002,
+/// who answers.
+#[test]
+fn an_unanswered_offer_moves_to_the_next_agent() {
+    let _serial = serial();
+    let rec = tempfile::tempdir().unwrap();
+    let wavs = tempfile::tempdir().unwrap();
+    let (caller_mic, agent_mic) = tones(wavs.path());
+    let gw = gateway_edited(rec.path(), |c| {
+        c.replace(
+            "agents = [\"1001\", \"1002\"]\n",
+            "agents = [\"1001\", \"1002\"]\nring_timeout_secs = 3\n",
+        )
+    });
+    // 1001 does not answer (manual answer mode); 1002 does.
+    let silent = Baresip::start(Phone {
+        account: format!("<sip:1001@{}>;auth_pass=pass1001;regint=60", gw.target()),
+        port: common::free_port("127.0.0.1"),
+        mic: &agent_mic,
+        seconds: 40,
+        command: None,
+    });
+    let answering = Baresip::agent(&gw, "1002", &agent_mic, 40);
+    registered(&gw, "1001");
+    registered(&gw, "1002");
+    // 1001 first: idle the longest, so offered first.
+    log_in(&gw, &agent_mic, "1001");
+    log_in(&gw, &agent_mic, "1002");
+    let mut caller = carrier_call(&gw, "+15551230004", "+15550100", &caller_mic, 16);
+    gw.wait_for_log(
+        "offer withdrawn agent=1001 acd_call=call-1",
+        Duration::from_secs(20),
+    );
+    gw.wait_for_log("agent=1002 queue=support", Duration::from_secs(10));
+    caller.wait(Duration::from_secs(30));
+    drop((silent, answering));
+    let log = gw.log();
+    let first = log.find("ringing agent agent=1001 acd_call=call-1");
+    let second = log.find("ringing agent agent=1002 acd_call=call-1");
+    assert!(
+        first.is_some() && second.is_some() && first < second,
+        "{log}"
+    );
+}
