@@ -21,7 +21,7 @@ use crate::media::session::SessionConfig;
 use crate::net::{ListenSpec, NetError, NetEvent, NetLimits, Network, Outbound};
 use crate::sip::endpoint::{Endpoint, EndpointConfig, Input, Output};
 use crate::sip::flow::Flow;
-use crate::storage::{BindingWriter, StorageError, Store};
+use crate::storage::{BindingWriter, CallRecordWriter, StorageError, Store};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +84,7 @@ pub async fn run_until(
     let store = Store::open(&config.storage.path)?;
     let stored = store.load_bindings(SystemTime::now())?;
     let (writer, writer_handle) = store.spawn_writer()?;
+    let records = writer_handle.call_record_writer();
 
     let specs: Vec<ListenSpec> = config
         .sip
@@ -150,6 +151,7 @@ pub async fn run_until(
     let io = Io {
         network: &network,
         writer: &writer,
+        records: &records,
         media: &media,
     };
     let result = pump(&mut endpoint, &io, events, media_rx, &mut shutdown).await;
@@ -193,6 +195,9 @@ fn load_prompts(config: &Config) -> Result<HashMap<PathBuf, Prompt>, ServerError
 struct Io<'a> {
     network: &'a Network,
     writer: &'a BindingWriter,
+    /// Finished calls' records: `persist::record_call(io.records, record)`.
+    #[expect(dead_code, reason = "read once the endpoint emits call records")]
+    records: &'a CallRecordWriter,
     media: &'a media::MediaRuntime,
 }
 
