@@ -2,6 +2,8 @@
 //!
 //! [`acd`] is the sans-IO automatic call distributor: agent states and
 //! queues, driven by the call layer with `(now, input)` and read back as
-//! outputs and a next timer deadline.
+//! outputs and a next timer deadline. [`record`] builds each call's detail
+//! record (CDR) from the events the call layer feeds it; `storage` keeps it.
 
 pub mod acd;
+pub mod record;

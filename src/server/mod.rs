@@ -21,7 +21,7 @@ use crate::media::session::SessionConfig;
 use crate::net::{ListenSpec, NetError, NetEvent, NetLimits, Network, Outbound};
 use crate::sip::endpoint::{Endpoint, EndpointConfig, Input, Output, QueueMedia, QueueSettings};
 use crate::sip::flow::Flow;
-use crate::storage::{BindingWriter, StorageError, Store};
+use crate::storage::{BindingWriter, CallRecordWriter, StorageError, Store};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +84,7 @@ pub async fn run_until(
     let store = Store::open(&config.storage.path)?;
     let stored = store.load_bindings(SystemTime::now())?;
     let (writer, writer_handle) = store.spawn_writer()?;
+    let records = writer_handle.call_record_writer();
 
     let specs: Vec<ListenSpec> = config
         .sip
@@ -151,6 +152,7 @@ pub async fn run_until(
     let io = Io {
         network: &network,
         writer: &writer,
+        records: &records,
         media: &media,
     };
     let result = pump(&mut endpoint, &io, events, media_rx, &mut shutdown).await;
@@ -224,6 +226,9 @@ fn queue_settings(config: &Config) -> Result<QueueSettings, ServerError> {
 struct Io<'a> {
     network: &'a Network,
     writer: &'a BindingWriter,
+    /// Finished calls' records: `persist::record_call(io.records, record)`.
+    #[expect(dead_code, reason = "read once the endpoint emits call records")]
+    records: &'a CallRecordWriter,
     media: &'a media::MediaRuntime,
 }
 

@@ -22,23 +22,27 @@ pub enum StorageError {
     #[error("schema migration failed")]
     Migration(#[from] MigrationError),
 
-    /// A statement failed (reading bindings, deleting expired ones, ...).
+    /// A statement failed (reading bindings, deleting expired ones, querying
+    /// call records, ...).
     #[error("database query failed")]
     Query(#[from] rusqlite::Error),
 
-    /// Queued writes that the write-behind thread gave up on since the
-    /// previous flush. Each one was logged with its SQLite error when it was
-    /// dropped; the count is what the caller can act on.
-    #[error("{dropped} queued binding write(s) could not be committed and were dropped (see the error log)")]
+    /// Queued writes (binding changes and call records) that the
+    /// write-behind thread gave up on since the previous flush. Each one was
+    /// logged with its SQLite error when it was dropped; the count is what
+    /// the caller can act on.
+    #[error(
+        "{dropped} queued write(s) could not be committed and were dropped (see the error log)"
+    )]
     Write { dropped: u64 },
 
     /// The operating system refused to start the write-behind thread.
-    #[error("cannot start the binding writer thread")]
+    #[error("cannot start the storage writer thread")]
     WriterSpawn(#[source] std::io::Error),
 
     /// The write-behind thread has exited (closed or crashed), so the request
     /// cannot be served.
-    #[error("the binding writer thread is gone")]
+    #[error("the storage writer thread is gone")]
     WriterGone,
 }
 

@@ -1,4 +1,4 @@
-//! Write-behind persistence of registrar bindings.
+//! Write-behind persistence of registrar bindings and call records.
 //!
 //! The registrar keeps its bindings in memory and must never wait for the
 //! disk, so it only *enqueues* changes on an unbounded channel. One dedicated
@@ -7,6 +7,11 @@
 //! one transaction. Under load a batch therefore carries thousands of
 //! REGISTERs for the price of one commit; when idle, a change is on disk
 //! within one commit's latency.
+//!
+//! Finished calls' records ([`CallRecordWriter`]) travel on the same
+//! channel but are never coalesced: each is one insert, committed in a
+//! transaction of their own next to the bindings', so a failure of one kind
+//! does not hold back the other.
 //!
 //! Failures never stop the thread: a batch whose commit fails (busy, I/O,
 //! disk full) is kept and retried, each change being given up on after
@@ -20,9 +25,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::call::record::CallRecord;
 use crate::storage::bindings::{Batch, BindingOp, DroppedChange, StoredBinding};
+use crate::storage::call_records::RecordBatch;
 use crate::storage::error::StorageError;
-use crate::storage::sqlite::{Committed, Rejected, Store};
+use crate::storage::sqlite::{Committed, CommittedRecords, Rejected, Store};
 
 /// Upper bound on messages folded into one batch, so a producer that is
 /// faster than the drain loop cannot postpone the commit indefinitely.
@@ -40,13 +47,14 @@ const FINISH_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 enum Msg {
     Op(BindingOp),
+    Record(Box<CallRecord>),
     /// Reply once everything queued before this message is committed.
     Flush(Sender<Result<(), StorageError>>),
     /// Like `Flush`, then exit.
     Shutdown(Sender<Result<(), StorageError>>),
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Shared {
     enqueued: AtomicU64,
     committed_batches: AtomicU64,
@@ -55,24 +63,58 @@ struct Shared {
     dropped: AtomicU64,
     lost_after_exit: AtomicU64,
     gone_logged: AtomicBool,
+    records_enqueued: AtomicU64,
+    records_committed: AtomicU64,
+    records_dropped: AtomicU64,
+    records_lost_after_exit: AtomicU64,
+    records_gone_logged: AtomicBool,
+}
+
+impl Shared {
+    fn stats(&self) -> WriterStats {
+        WriterStats {
+            enqueued: self.enqueued.load(Ordering::Relaxed),
+            committed_batches: self.committed_batches.load(Ordering::Relaxed),
+            committed_statements: self.committed_statements.load(Ordering::Relaxed),
+            failed_commits: self.failed_commits.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            lost_after_exit: self.lost_after_exit.load(Ordering::Relaxed),
+            records_enqueued: self.records_enqueued.load(Ordering::Relaxed),
+            records_committed: self.records_committed.load(Ordering::Relaxed),
+            records_dropped: self.records_dropped.load(Ordering::Relaxed),
+            records_lost_after_exit: self.records_lost_after_exit.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Counters of the write-behind thread, for metrics and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriterStats {
-    /// Changes accepted onto the queue.
+    /// Binding changes accepted onto the queue.
     pub enqueued: u64,
-    /// Transactions committed.
+    /// Transactions committed (of bindings or of call records).
     pub committed_batches: u64,
-    /// Row statements committed, after coalescing (at most one per binding
-    /// per batch, plus one per `remove_aor`).
+    /// Binding row statements committed, after coalescing (at most one per
+    /// binding per batch, plus one per `remove_aor`).
     pub committed_statements: u64,
-    /// Commit attempts that failed and were (or will be) retried.
+    /// Commit attempts that failed and were (or will be) retried, of
+    /// bindings or of call records.
     pub failed_commits: u64,
-    /// Changes given up on: rejected by the database, or failed too often.
+    /// Binding changes given up on: rejected by the database, or failed too
+    /// often.
     pub dropped: u64,
-    /// Changes enqueued after the thread had exited; they are not persisted.
+    /// Binding changes enqueued after the thread had exited; they are not
+    /// persisted.
     pub lost_after_exit: u64,
+    /// Call records accepted onto the queue.
+    pub records_enqueued: u64,
+    /// Call records committed.
+    pub records_committed: u64,
+    /// Call records given up on (rejected, or failed too often); each was
+    /// logged in full.
+    pub records_dropped: u64,
+    /// Call records written after the thread had exited; not persisted.
+    pub records_lost_after_exit: u64,
 }
 
 /// Cheap, cloneable handle to enqueue binding changes. Never blocks.
@@ -115,23 +157,11 @@ impl BindingWriter {
     /// given up on since the previous flush; `Err(WriterGone)` if the thread
     /// has exited.
     pub fn flush(&self) -> Result<(), StorageError> {
-        let (reply, result) = mpsc::channel();
-        self.tx
-            .send(Msg::Flush(reply))
-            .map_err(|_| StorageError::WriterGone)?;
-        result.recv().map_err(|_| StorageError::WriterGone)?
+        flush(&self.tx)
     }
 
     pub fn stats(&self) -> WriterStats {
-        let s = &self.shared;
-        WriterStats {
-            enqueued: s.enqueued.load(Ordering::Relaxed),
-            committed_batches: s.committed_batches.load(Ordering::Relaxed),
-            committed_statements: s.committed_statements.load(Ordering::Relaxed),
-            failed_commits: s.failed_commits.load(Ordering::Relaxed),
-            dropped: s.dropped.load(Ordering::Relaxed),
-            lost_after_exit: s.lost_after_exit.load(Ordering::Relaxed),
-        }
+        self.shared.stats()
     }
 
     fn enqueue(&self, op: BindingOp) {
@@ -152,21 +182,96 @@ impl BindingWriter {
     }
 }
 
+/// Cheap, cloneable handle to persist finished calls' records, from
+/// [`WriterHandle::call_record_writer`]. Never blocks; records are never
+/// coalesced, and those queued when the writer is closed are committed
+/// before it exits.
+#[derive(Clone)]
+pub struct CallRecordWriter {
+    tx: Sender<Msg>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for CallRecordWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallRecordWriter")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl CallRecordWriter {
+    /// Queue `record` for insertion (a `CallRecord` or a `Box` of one).
+    pub fn write(&self, record: impl Into<Box<CallRecord>>) {
+        match self.tx.send(Msg::Record(record.into())) {
+            Ok(()) => {
+                self.shared.records_enqueued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::SendError(msg)) => {
+                self.shared
+                    .records_lost_after_exit
+                    .fetch_add(1, Ordering::Relaxed);
+                // A record is billing data: log it whole, so it can be
+                // recovered from the log. The warning about the thread once.
+                if !self
+                    .shared
+                    .records_gone_logged
+                    .swap(true, Ordering::Relaxed)
+                {
+                    tracing::error!(
+                        "storage writer thread is gone: call records are no longer persisted"
+                    );
+                }
+                if let Msg::Record(record) = msg {
+                    tracing::error!(?record, "call record not persisted");
+                }
+            }
+        }
+    }
+
+    /// Block until every record (and binding change) enqueued before this
+    /// call is committed or given up on; see [`BindingWriter::flush`].
+    pub fn flush(&self) -> Result<(), StorageError> {
+        flush(&self.tx)
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        self.shared.stats()
+    }
+}
+
+fn flush(tx: &Sender<Msg>) -> Result<(), StorageError> {
+    let (reply, result) = mpsc::channel();
+    tx.send(Msg::Flush(reply))
+        .map_err(|_| StorageError::WriterGone)?;
+    result.recv().map_err(|_| StorageError::WriterGone)?
+}
+
 /// Owner's handle on the writer thread.
 ///
 /// Dropping it without [`WriterHandle::close`] detaches the thread, which
-/// then commits what is queued and exits once every [`BindingWriter`] clone
-/// is dropped.
+/// then commits what is queued and exits once every [`BindingWriter`] and
+/// [`CallRecordWriter`] clone is dropped.
 #[derive(Debug)]
 pub struct WriterHandle {
     tx: Sender<Msg>,
+    shared: Arc<Shared>,
     thread: JoinHandle<()>,
 }
 
 impl WriterHandle {
+    /// A writer for call records, on the same thread as the bindings.
+    pub fn call_record_writer(&self) -> CallRecordWriter {
+        CallRecordWriter {
+            tx: self.tx.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// Commit everything queued, stop the thread and wait for it. Changes
     /// enqueued by clones after this call are not persisted (they are
-    /// counted in [`WriterStats::lost_after_exit`] and logged once).
+    /// counted in [`WriterStats::lost_after_exit`] and
+    /// [`WriterStats::records_lost_after_exit`], and logged).
     pub fn close(self) -> Result<(), StorageError> {
         let (reply, result) = mpsc::channel();
         let sent = self.tx.send(Msg::Shutdown(reply));
@@ -197,17 +302,19 @@ pub(crate) fn spawn(store: Store) -> Result<(BindingWriter, WriterHandle), Stora
     Ok((
         BindingWriter {
             tx: tx.clone(),
-            shared,
+            shared: Arc::clone(&shared),
         },
-        WriterHandle { tx, thread },
+        WriterHandle { tx, shared, thread },
     ))
 }
 
 struct WriterThread {
     store: Store,
     shared: Arc<Shared>,
-    /// Changes absorbed but not yet committed.
+    /// Binding changes absorbed but not yet committed.
     batch: Batch,
+    /// Call records absorbed but not yet committed.
+    records: RecordBatch,
     /// Flushes (and the shutdown) to answer after the next commit.
     waiters: Vec<Sender<Result<(), StorageError>>>,
     shutting_down: bool,
@@ -224,6 +331,7 @@ impl WriterThread {
             store,
             shared,
             batch: Batch::default(),
+            records: RecordBatch::default(),
             waiters: Vec::new(),
             shutting_down: false,
             dropped_since_flush: 0,
@@ -293,6 +401,7 @@ impl WriterThread {
     fn absorb(&mut self, msg: Msg) {
         match msg {
             Msg::Op(op) => self.batch.push(op),
+            Msg::Record(record) => self.records.push(record),
             Msg::Flush(reply) => self.waiters.push(reply),
             Msg::Shutdown(reply) => {
                 self.waiters.push(reply);
@@ -323,19 +432,29 @@ impl WriterThread {
         }
     }
 
-    /// One commit attempt. Returns whether the batch is now empty.
+    /// One commit attempt of whatever is queued (bindings, then records, in
+    /// separate transactions). Returns whether nothing is left queued.
     fn commit_once(&mut self) -> bool {
-        if self.batch.is_empty() {
-            self.retry_at = None;
-            return true;
+        let mut failed = false;
+        if !self.batch.is_empty() {
+            failed |= !self.commit_bindings();
         }
+        if !self.records.is_empty() {
+            failed |= !self.commit_records();
+        }
+        self.retry_at = failed.then(|| Instant::now() + RETRY_DELAY);
+        self.batch.is_empty() && self.records.is_empty()
+    }
+
+    /// Commit the queued binding changes. Returns whether the commit
+    /// succeeded.
+    fn commit_bindings(&mut self) -> bool {
         match self.store.commit_batch(&self.batch) {
             Ok(Committed {
                 statements,
                 rejected,
             }) => {
                 self.batch.clear();
-                self.retry_at = None;
                 let rejected_count = rejected.len();
                 for r in rejected {
                     match r {
@@ -387,8 +506,49 @@ impl WriterThread {
                     }
                 }
                 self.count_dropped(dropped.len());
-                self.retry_at = Some(Instant::now() + RETRY_DELAY);
-                self.batch.is_empty()
+                false
+            }
+        }
+    }
+
+    /// Insert the queued call records. Returns whether the commit
+    /// succeeded.
+    fn commit_records(&mut self) -> bool {
+        match self.store.commit_records(&self.records) {
+            Ok(CommittedRecords { inserted, rejected }) => {
+                let rejected_count = rejected.len();
+                for (index, error) in rejected {
+                    if let Some(queued) = self.records.records.get(index) {
+                        tracing::error!(%error, record = ?queued.record, "database rejected a call record; dropped");
+                    }
+                }
+                self.records.clear();
+                self.count_dropped_records(rejected_count);
+                let s = &self.shared;
+                s.committed_batches.fetch_add(1, Ordering::Relaxed);
+                s.records_committed
+                    .fetch_add(inserted as u64, Ordering::Relaxed);
+                true
+            }
+            Err(error) => {
+                self.shared.failed_commits.fetch_add(1, Ordering::Relaxed);
+                let dropped = self.records.record_failure(MAX_FAILURES);
+                tracing::error!(
+                    %error,
+                    pending = self.records.len(),
+                    given_up = dropped.len(),
+                    "committing queued call records failed; will retry"
+                );
+                for record in &dropped {
+                    // Logged whole so that it can be recovered from the log.
+                    tracing::error!(
+                        ?record,
+                        failures = MAX_FAILURES,
+                        "gave up persisting a call record"
+                    );
+                }
+                self.count_dropped_records(dropped.len());
+                false
             }
         }
     }
@@ -398,6 +558,12 @@ impl WriterThread {
         self.dropped_since_flush += n;
         self.shared.dropped.fetch_add(n, Ordering::Relaxed);
     }
+
+    fn count_dropped_records(&mut self, n: usize) {
+        let n = n as u64;
+        self.dropped_since_flush += n;
+        self.shared.records_dropped.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]
@@ -406,6 +572,8 @@ mod tests {
 
     use super::*;
     use crate::storage::bindings::tests::{apply_to_model, arb_op, binding, Model};
+    use crate::storage::call_records::tests::{full_record, minimal_record};
+    use crate::storage::CallRecordFilter;
     use proptest::prelude::*;
     use rusqlite::Connection;
     use std::path::Path;
@@ -621,6 +789,144 @@ mod tests {
         writer.flush().unwrap();
         drop(writer);
         assert_eq!(load_map(&path).len(), 1);
+    }
+
+    fn all_records(path: &Path) -> Vec<CallRecord> {
+        Store::open(path)
+            .unwrap()
+            .call_records(&CallRecordFilter::default())
+            .unwrap()
+    }
+
+    #[test]
+    fn call_records_round_trip_through_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.db");
+        let (bindings, handle) = Store::open(&path).unwrap().spawn_writer().unwrap();
+        let records = handle.call_record_writer();
+        let full = full_record(1);
+        let minimal = minimal_record(2);
+        records.write(full.clone());
+        records.clone().write(Box::new(minimal.clone()));
+        bindings.upsert(binding("alice", "sip:a", 1));
+        records.flush().unwrap();
+
+        // Read back from a second connection while the writer still runs.
+        let reader = Store::open(&path).unwrap();
+        assert_eq!(reader.call_record(&full.id).unwrap(), Some(full.clone()));
+        assert_eq!(
+            reader.call_records(&CallRecordFilter::default()).unwrap(),
+            vec![full, minimal]
+        );
+        let stats = records.stats();
+        assert_eq!((stats.records_enqueued, stats.records_committed), (2, 2));
+        assert_eq!((stats.enqueued, stats.committed_statements), (1, 1));
+        handle.close().unwrap();
+        assert_eq!(load_map(&path).len(), 1);
+    }
+
+    /// Many records of one Call-ID written in one batch are all kept.
+    #[test]
+    fn records_are_never_coalesced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.db");
+        let (_bindings, handle) = Store::open(&path).unwrap().spawn_writer().unwrap();
+        let records = handle.call_record_writer();
+        for _ in 0..100 {
+            records.write(minimal_record(1));
+        }
+        handle.close().unwrap();
+        assert_eq!(all_records(&path).len(), 100);
+    }
+
+    /// Shutdown without a flush first: what is queued is committed.
+    #[test]
+    fn close_commits_queued_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.db");
+        let (_bindings, handle) = Store::open(&path).unwrap().spawn_writer().unwrap();
+        let records = handle.call_record_writer();
+        // Hold the write lock so that the records are still queued when
+        // close is called.
+        let blocker = Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        for n in 0..50 {
+            records.write(full_record(n));
+        }
+        let closing = std::thread::spawn(move || handle.close());
+        std::thread::sleep(Duration::from_millis(50));
+        blocker.execute_batch("COMMIT").unwrap();
+        closing.join().unwrap().unwrap();
+        assert_eq!(all_records(&path).len(), 50);
+        assert_eq!(records.stats().records_dropped, 0);
+    }
+
+    #[test]
+    fn a_busy_database_is_retried_for_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.db");
+        let store = Store::open(&path).unwrap();
+        store.set_busy_timeout(Duration::from_millis(10)).unwrap();
+        let (_bindings, handle) = store.spawn_writer().unwrap();
+        let records = handle.call_record_writer();
+        let blocker = Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        records.write(full_record(1));
+        wait_until("a failed commit", || records.stats().failed_commits >= 1);
+        blocker.execute_batch("COMMIT").unwrap();
+        records.flush().unwrap();
+        let stats = records.stats();
+        assert_eq!((stats.records_committed, stats.records_dropped), (1, 0));
+        handle.close().unwrap();
+        assert_eq!(all_records(&path), vec![full_record(1)]);
+    }
+
+    /// A record that makes every commit fail is given up on after
+    /// MAX_FAILURES, without holding back bindings or later records.
+    #[test]
+    fn a_record_that_always_fails_the_commit_is_given_up_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.db");
+        let store = Store::open(&path).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER poison BEFORE INSERT ON call_records WHEN NEW.call_id = 'min-666'
+                 BEGIN SELECT RAISE(ROLLBACK, 'poisoned'); END;",
+            )
+            .unwrap();
+        let (bindings, handle) = store.spawn_writer().unwrap();
+        let records = handle.call_record_writer();
+        records.write(minimal_record(666));
+        bindings.upsert(binding("alice", "sip:a", 1));
+        match records.flush() {
+            Err(StorageError::Write { dropped: 1 }) => {}
+            other => panic!("expected one dropped record, got {other:?}"),
+        }
+        let stats = records.stats();
+        assert_eq!(stats.failed_commits, u64::from(MAX_FAILURES));
+        assert_eq!((stats.records_dropped, stats.dropped), (1, 0));
+        records.write(minimal_record(1));
+        records.flush().unwrap();
+        handle.close().unwrap();
+        assert_eq!(ids_of(&all_records(&path)), vec!["min-1"]);
+        assert_eq!(load_map(&path).len(), 1);
+    }
+
+    fn ids_of(records: &[CallRecord]) -> Vec<&str> {
+        records.iter().map(|r| r.id.as_str()).collect()
+    }
+
+    #[test]
+    fn after_close_records_are_counted_as_lost() {
+        let (_bindings, handle) = Store::open_in_memory().unwrap().spawn_writer().unwrap();
+        let records = handle.call_record_writer();
+        records.write(minimal_record(1));
+        handle.close().unwrap();
+        assert_eq!(records.stats().records_committed, 1);
+        records.write(minimal_record(2));
+        assert_eq!(records.stats().records_lost_after_exit, 1);
+        assert!(matches!(records.flush(), Err(StorageError::WriterGone)));
     }
 
     #[derive(Debug, Clone)]

@@ -161,7 +161,7 @@ pub(crate) fn commit_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Re
 }
 
 /// Errors about the database as a whole, worth retrying the batch for.
-fn is_transient(error: &rusqlite::Error) -> bool {
+pub(super) fn is_transient(error: &rusqlite::Error) -> bool {
     matches!(
         error.sqlite_error_code(),
         Some(

@@ -31,6 +31,67 @@ const MIGRATIONS: &[&str] = &[
         path            TEXT    NOT NULL,
         PRIMARY KEY (aor, contact)
     ) WITHOUT ROWID;",
+    // 2: call detail records (`call::record::CallRecord`): `call_records`,
+    // one row per call, inserted once when the call ends and never updated,
+    // and `call_offers`, every agent rung for it, in order. The key is the
+    // rowid `seq`, not the Call-ID: a Call-ID comes from the caller's phone
+    // and is not trusted to be unique, and a record must never be lost to a
+    // conflict. Times are integer milliseconds since the Unix epoch (UTC),
+    // durations integer milliseconds, enums their stable lower-case names;
+    // a leg's six quality columns are all NULL when it was not measured.
+    // The indexes serve the control API's filters, newest arrival first:
+    // by time, by queue, by answering agent, by outcome (each index ends in
+    // arrived_ms and, implicitly, the rowid, so no sort step is needed), and
+    // the lookup by Call-ID. The caller filter is a substring match, which
+    // no index can serve; it walks the time index.
+    "CREATE TABLE call_records (
+        seq                     INTEGER PRIMARY KEY,
+        call_id                 TEXT    NOT NULL,
+        direction               TEXT    NOT NULL,
+        caller                  TEXT    NOT NULL,
+        dialled                 TEXT    NOT NULL,
+        queue                   TEXT,
+        ivr_choices             TEXT    NOT NULL,
+        agent                   TEXT,
+        arrived_ms              INTEGER NOT NULL,
+        queued_ms               INTEGER,
+        answered_ms             INTEGER,
+        ended_ms                INTEGER NOT NULL,
+        wait_ms                 INTEGER NOT NULL,
+        talk_ms                 INTEGER NOT NULL,
+        hold_ms                 INTEGER NOT NULL,
+        wrap_up_ms              INTEGER NOT NULL,
+        outcome                 TEXT    NOT NULL,
+        hung_up_by              TEXT,
+        end_reason              TEXT    NOT NULL,
+        recording               TEXT,
+        caller_packets_received INTEGER,
+        caller_packets_sent     INTEGER,
+        caller_lost             INTEGER,
+        caller_jitter_ms        REAL,
+        caller_mos              REAL,
+        caller_rtt_ms           REAL,
+        agent_packets_received  INTEGER,
+        agent_packets_sent      INTEGER,
+        agent_lost              INTEGER,
+        agent_jitter_ms         REAL,
+        agent_mos               REAL,
+        agent_rtt_ms            REAL
+    );
+    CREATE INDEX call_records_arrived ON call_records (arrived_ms);
+    CREATE INDEX call_records_queue   ON call_records (queue, arrived_ms);
+    CREATE INDEX call_records_agent   ON call_records (agent, arrived_ms);
+    CREATE INDEX call_records_outcome ON call_records (outcome, arrived_ms);
+    CREATE INDEX call_records_call_id ON call_records (call_id);
+    CREATE TABLE call_offers (
+        call_seq INTEGER NOT NULL REFERENCES call_records (seq) ON DELETE CASCADE,
+        ordinal  INTEGER NOT NULL,
+        agent    TEXT    NOT NULL,
+        at_ms    INTEGER NOT NULL,
+        result   TEXT    NOT NULL,
+        ended_ms INTEGER,
+        PRIMARY KEY (call_seq, ordinal)
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.
@@ -105,6 +166,28 @@ mod tests {
             )
             .unwrap();
         assert_eq!(tables, 1);
+    }
+
+    /// A database written by a build that knew only version 1 keeps its
+    /// bindings and gains the call record tables.
+    #[test]
+    fn a_version_1_database_is_migrated_with_its_bindings() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..1]).unwrap();
+        assert_eq!(version(&conn), 1);
+        conn.execute(
+            "INSERT INTO bindings (aor, contact, call_id, cseq, expires_unix_ns, transport,
+                 source, local, path)
+             VALUES ('alice', 'sip:a', 'c', 1, 0, 'UDP', '192.0.2.1:5060', '192.0.2.2:5060', '')",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn), latest_version());
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |row| row.get(0)).unwrap() };
+        assert_eq!(count("SELECT count(*) FROM bindings"), 1);
+        assert_eq!(count("SELECT count(*) FROM call_records"), 0);
+        assert_eq!(count("SELECT count(*) FROM call_offers"), 0);
     }
 
     #[test]

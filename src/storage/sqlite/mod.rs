@@ -1,6 +1,7 @@
 //! The SQLite backend: one database file per node.
 
 mod bindings;
+mod call_records;
 mod migrations;
 
 use std::path::Path;
@@ -8,11 +9,14 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::call::record::CallRecord;
 use crate::storage::bindings::{Batch, StoredBinding};
+use crate::storage::call_records::{CallRecordFilter, RecordBatch};
 use crate::storage::error::{OpenError, StorageError};
 use crate::storage::writer::{self, BindingWriter, WriterHandle};
 
 pub(crate) use bindings::{Committed, Rejected};
+pub(crate) use call_records::CommittedRecords;
 
 /// How long a statement waits for a lock held by another connection (a
 /// backup tool, an operator's `sqlite3` shell) before failing with BUSY.
@@ -20,6 +24,10 @@ const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An open store. Read what is needed at startup ([`Store::load_bindings`]),
 /// then hand the store to the write-behind thread with [`Store::spawn_writer`].
+///
+/// Readers that run alongside the writer (the control API's call record
+/// queries) open a second `Store` on the same file: in WAL mode readers
+/// and the writer do not block each other.
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
@@ -60,6 +68,9 @@ impl Store {
     }
 
     fn with_connection(mut conn: Connection) -> Result<Store, StorageError> {
+        // Off by default in SQLite; on, `call_offers` rows go with their
+        // call record when records are deleted.
+        conn.pragma_update(None, "foreign_keys", true)?;
         migrations::migrate(&mut conn)?;
         Ok(Store { conn })
     }
@@ -93,6 +104,28 @@ impl Store {
     /// Commit one coalesced batch of binding writes in one transaction.
     pub(crate) fn commit_batch(&mut self, batch: &Batch) -> rusqlite::Result<Committed> {
         bindings::commit_batch(&mut self.conn, batch)
+    }
+
+    /// Insert queued call records in one transaction.
+    pub(crate) fn commit_records(
+        &mut self,
+        batch: &RecordBatch,
+    ) -> rusqlite::Result<CommittedRecords> {
+        call_records::commit_records(&mut self.conn, batch)
+    }
+
+    /// Call records matching `filter`, newest arrival first, at most
+    /// [`CallRecordFilter::effective_limit`]. Rows that cannot be decoded
+    /// are logged and skipped.
+    pub fn call_records(&self, filter: &CallRecordFilter) -> Result<Vec<CallRecord>, StorageError> {
+        Ok(call_records::query(&self.conn, filter)?)
+    }
+
+    /// The record of the call whose caller leg had this SIP Call-ID (the
+    /// newest, should a phone have reused one). A row that cannot be
+    /// decoded is an error here.
+    pub fn call_record(&self, id: &str) -> Result<Option<CallRecord>, StorageError> {
+        Ok(call_records::by_id(&self.conn, id)?)
     }
 }
 
