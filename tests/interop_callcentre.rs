@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use common::audio::*;
 use common::{stored_contacts, Gateway};
+use switchboard::call::record::{CallDirection, CallOutcome, CallRecord, HungUpBy, OfferResult};
 use switchboard::media::codec::goertzel::mean_square;
+use switchboard::storage::{CallRecordFilter, Store};
 
 /// The demo trunk's peer address: requests from it are the carrier's.
 const CARRIER_PORT: u16 = 5080;
@@ -52,6 +54,22 @@ fn log_in(gw: &Gateway, agent_mic: &Path, agent: &str) {
         Duration::from_secs(10),
     );
     phone.wait(Duration::from_secs(10));
+}
+
+/// The call records the gateway stored (waits for the first one).
+fn call_records(gw: &Gateway) -> Vec<CallRecord> {
+    gw.wait_for_log("call record", Duration::from_secs(10));
+    let mut found = Vec::new();
+    wait_until(
+        "the call record in the store",
+        Duration::from_secs(5),
+        || {
+            let store = Store::open(&gw.db_path()).unwrap();
+            found = store.call_records(&CallRecordFilter::default()).unwrap();
+            !found.is_empty()
+        },
+    );
+    found
 }
 
 fn tones(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -174,6 +192,10 @@ fn a_caller_hanging_up_while_queued_is_abandoned() {
     caller.wait(Duration::from_secs(15));
     gw.wait_for_log("caller abandoned", Duration::from_secs(5));
     assert!(!gw.log().contains("call bridged"));
+    let records = call_records(&gw);
+    assert_eq!(records[0].outcome, CallOutcome::Abandoned, "{records:?}");
+    assert_eq!(records[0].hung_up_by, Some(HungUpBy::Caller));
+    assert!(records[0].agent.is_none());
 }
 
 /// Agent 1001's phone rings but nobody answers it: after the queue's ring

@@ -227,7 +227,6 @@ struct Io<'a> {
     network: &'a Network,
     writer: &'a BindingWriter,
     /// Finished calls' records: `persist::record_call(io.records, record)`.
-    #[expect(dead_code, reason = "read once the endpoint emits call records")]
     records: &'a CallRecordWriter,
     media: &'a media::MediaRuntime,
 }
@@ -346,6 +345,7 @@ fn flush(endpoint: &mut Endpoint, io: &Io<'_>) {
                 data,
             }),
             Output::Registrar(event) => persist::apply(io.writer, event),
+            Output::CallRecord(record) => persist::record_call(io.records, record),
         }
     }
 }

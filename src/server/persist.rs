@@ -24,7 +24,6 @@ pub fn apply(writer: &BindingWriter, event: RegistrarEvent) {
 
 /// Persists a finished call's record; never blocks (the store's writer
 /// thread inserts it).
-#[expect(dead_code, reason = "called once the endpoint emits call records")]
 pub fn record_call(writer: &CallRecordWriter, record: Box<CallRecord>) {
     debug!(
         call_id = %record.id,

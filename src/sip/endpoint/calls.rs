@@ -600,7 +600,7 @@ impl Endpoint {
         }
         match request.method {
             Method::Bye => {
-                self.end_call(now, id, "caller hung up");
+                self.end_call(now, id, super::queue_calls::BYE_RECEIVED);
                 None
             }
             Method::Invite | Method::Update => Some(self.reinvite(now, id, request)),
@@ -744,6 +744,9 @@ impl Endpoint {
         }
         self.outputs
             .push_back(Output::Media(MediaCommand::CloseLeg { session, leg }));
+        if let Some(role) = &role {
+            self.role_leg_ending(now, role, why);
+        }
         if let Some(p) = partner {
             self.hang_up(now, &p, "partner hung up");
         }
@@ -801,6 +804,7 @@ impl Endpoint {
         for id in ids {
             self.hang_up(now, &id, "gateway shutting down");
         }
+        self.flush_records();
     }
 
     /// When a 2xx is next due again.
@@ -877,6 +881,7 @@ impl Endpoint {
                 reason,
             } => {
                 warn!(%session, rtp_port = ports.rtp(), %reason, "RTP ports not opened");
+                self.role_leg_closed(session, leg, None);
                 if let Some(id) = self.calls.by_leg.get(&(session, leg)).cloned() {
                     self.hang_up(now, &id, "media failed");
                     self.forget(&id, ports);
@@ -894,6 +899,7 @@ impl Endpoint {
                     }
                     self.forget(&id, ports);
                 }
+                self.role_leg_closed(session, leg, Some(&report));
             }
         }
     }

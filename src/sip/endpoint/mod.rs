@@ -167,6 +167,8 @@ pub enum Output {
     Registrar(RegistrarEvent),
     /// For the media worker owning the command's session.
     Media(MediaCommand),
+    /// A call ended: store its record.
+    CallRecord(Box<crate::call::record::CallRecord>),
 }
 
 /// What a pending client transaction was for.

@@ -29,8 +29,12 @@ use super::super::message::{
 use super::super::transaction::ClientTxId;
 use super::calls::PendingStart;
 use super::{ClientOutcome, ClientPurpose, Endpoint, Output};
-use crate::call::acd::{self, Acd, AcdConfig, AgentState, PauseReason};
+use crate::call::acd::{self, Acd, AcdConfig, AgentState, OverflowReason, PauseReason};
+use crate::call::record::{
+    CallDirection, CallOutcome, CallRecordBuilder, HungUpBy, LegQuality, OfferResult,
+};
 use crate::config::{AgentId, Queue, QueueName};
+use crate::media::control::LegReport;
 use crate::media::control::MediaCommand;
 use crate::media::player::{PlayItem, Player, Prompt};
 use crate::media::ports::PortPair;
@@ -60,6 +64,10 @@ pub(super) struct QueueStart {
     pub(super) queue: QueueName,
     pub(super) caller: String,
     pub(super) dialled: String,
+    /// From a carrier's trunk (else an agent dialled the queue).
+    pub(super) from_trunk: bool,
+    /// When the call arrived (answered by us).
+    pub(super) arrived: std::time::SystemTime,
 }
 
 /// How a queue sounds and whether it records.
@@ -117,6 +125,18 @@ struct QueueCall {
     waiting: Waiting,
     agent: Option<(AgentId, DialogId)>,
     held: bool,
+    record: CallRecordBuilder,
+    /// The caller's leg has ended: offers withdrawn now are cancellations,
+    /// not missed rings.
+    ending: bool,
+}
+
+/// A call whose legs have ended, waiting for their media reports before its
+/// record is written.
+#[derive(Debug)]
+struct Closing {
+    record: CallRecordBuilder,
+    legs_open: u8,
 }
 
 /// The call-centre calls and the ACD.
@@ -128,6 +148,7 @@ pub(super) struct QueueCalls {
     /// The ACK of each agent's 2xx, sent again for every retransmission of
     /// the 2xx until the INVITE transaction ends (RFC 6026 §7.2).
     acks: HashMap<ClientTxId, (Flow, Bytes)>,
+    closing: HashMap<SessionId, Closing>,
     next: u64,
 }
 
@@ -148,6 +169,7 @@ impl QueueCalls {
             calls: HashMap::new(),
             ringing: HashMap::new(),
             acks: HashMap::new(),
+            closing: HashMap::new(),
             next: 1,
         }
     }
@@ -193,6 +215,7 @@ impl Endpoint {
         now: Instant,
         request: &Request,
         source: &Flow,
+        from_trunk: bool,
     ) -> Option<Response> {
         let dialled = Self::dialled(request);
         let queue = self.queues.queue_for(&dialled)?;
@@ -203,6 +226,8 @@ impl Endpoint {
             queue,
             caller: Self::caller_user(request),
             dialled: dialled.clone(),
+            from_trunk,
+            arrived: self.wall(now),
         });
         Some(self.answer_call(now, request, source, &dialled, start))
     }
@@ -233,6 +258,19 @@ impl Endpoint {
         self.open_leg(id, session, LegId::Caller, negotiated, feed);
         self.calls.set_role(id, Role::Caller(qid));
         info!(call = %call_id, queue = %start.queue, acd_call = %qid, "caller queued");
+        let direction = if start.from_trunk {
+            CallDirection::Inbound
+        } else {
+            CallDirection::Internal
+        };
+        let mut record = CallRecordBuilder::new(
+            call_id.clone(),
+            direction,
+            start.caller.clone(),
+            start.dialled.clone(),
+            start.arrived,
+        );
+        record.queued(start.queue.clone(), self.wall(now));
         self.queues.calls.insert(
             qid,
             QueueCall {
@@ -245,6 +283,8 @@ impl Endpoint {
                 waiting,
                 agent: None,
                 held: false,
+                record,
+                ending: false,
             },
         );
         let entered = match self.queues.acd.as_mut() {
@@ -296,6 +336,17 @@ impl Endpoint {
                     reason,
                 } => {
                     info!(acd_call = %call, %queue, ?reason, "caller leaves the queue");
+                    let outcome = match reason {
+                        OverflowReason::MaxWait => CallOutcome::TimedOut,
+                        OverflowReason::QueueFull | OverflowReason::NoAgents => {
+                            CallOutcome::Overflowed
+                        }
+                    };
+                    let wall = self.wall(now);
+                    if let Some(q) = self.queues.calls.get_mut(&call) {
+                        let why = format!("{reason:?}");
+                        q.record.ended(wall, outcome, Some(HungUpBy::Gateway), why);
+                    }
                     self.leave_queue(now, call);
                 }
                 acd::Output::Queued {
@@ -315,7 +366,13 @@ impl Endpoint {
                     queue,
                     waited,
                 } => {
-                    info!(acd_call = %call, %queue, waited_ms = waited.as_millis() as u64, "caller abandoned")
+                    info!(acd_call = %call, %queue, waited_ms = waited.as_millis() as u64, "caller abandoned");
+                    let wall = self.wall(now);
+                    if let Some(q) = self.queues.calls.get_mut(&call) {
+                        let why = "caller hung up while queued";
+                        q.record
+                            .ended(wall, CallOutcome::Abandoned, Some(HungUpBy::Caller), why);
+                    }
                 }
                 acd::Output::Agent(event) => info!(
                     agent = %event.agent,
@@ -420,6 +477,10 @@ impl Endpoint {
         {
             Ok(tx) => {
                 info!(%agent, acd_call = %call, contact = %binding.key, "ringing agent");
+                let wall = self.wall(now);
+                if let Some(q) = self.queues.calls.get_mut(&call) {
+                    q.record.offered(agent.clone(), wall);
+                }
                 self.clients.insert(tx, ClientPurpose::Offer);
                 self.queues.ringing.insert(
                     tx,
@@ -457,6 +518,17 @@ impl Endpoint {
             self.calls.release_ports(ports);
         }
         info!(%agent, acd_call = %call, "offer withdrawn");
+        let wall = self.wall(now);
+        if let Some(q) = self.queues.calls.get_mut(&call) {
+            // The ACD withdraws an offer when it rang too long, when another
+            // agent answered (ring-all) or when the caller left.
+            let result = if q.ending || q.agent.is_some() {
+                OfferResult::Cancelled
+            } else {
+                OfferResult::RingTimeout
+            };
+            q.record.offer_ended(agent, wall, result);
+        }
         if let Err(error) = self.tx.cancel(now, tx) {
             debug!(%error, "nothing to cancel");
         }
@@ -522,6 +594,15 @@ impl Endpoint {
                     ClientOutcome::TransportError => 503,
                 };
                 info!(agent = %ringing.agent, status, "agent did not take the call");
+                let result = match status {
+                    486 | 600 | 603 => OfferResult::Rejected,
+                    408 | 480 | 487 => OfferResult::RingTimeout,
+                    _ => OfferResult::Failed,
+                };
+                let wall = self.wall(now);
+                if let Some(q) = self.queues.calls.get_mut(&ringing.call) {
+                    q.record.offer_ended(&ringing.agent, wall, result);
+                }
                 if let Some(acd) = self.queues.acd.as_mut() {
                     // 486 Busy Here, 600 Busy Everywhere, 603 Decline: the
                     // agent said no; anything else is a missed offer.
@@ -622,6 +703,7 @@ impl Endpoint {
             return;
         };
         q.agent = Some((ringing.agent.clone(), id));
+        q.record.answered(ringing.agent.clone(), now_wall);
         info!(call = %q.call_id, agent = %ringing.agent, queue = %q.queue, "call bridged");
         let record = self
             .queues
@@ -636,7 +718,10 @@ impl Endpoint {
                 format!("agent {}", ringing.agent),
             );
             let call_id = q.call_id.clone();
-            self.start_recording(session, &call_id, now_wall, who);
+            let path = self.start_recording(session, &call_id, now_wall, who);
+            if let Some(q) = self.queues.calls.get_mut(&ringing.call) {
+                q.record.recording(path);
+            }
         }
         self.pump_acd(now);
     }
@@ -713,14 +798,39 @@ impl Endpoint {
         }
     }
 
+    /// A leg of a queued call is ending, before its partner is hung up:
+    /// the first leg to end says who hung up.
+    pub(super) fn role_leg_ending(&mut self, now: Instant, role: &Role, why: &str) {
+        let (call, side) = match role {
+            Role::Caller(call) => (call, HungUpBy::Caller),
+            Role::Agent(call, _) => (call, HungUpBy::Agent),
+            Role::Feature => return,
+        };
+        let wall = self.wall(now);
+        let Some(q) = self.queues.calls.get_mut(call) else {
+            return;
+        };
+        if matches!(role, Role::Caller(_)) {
+            q.ending = true;
+        }
+        // The BYE came from this leg's phone; anything else is ours.
+        let by = if why == BYE_RECEIVED {
+            side
+        } else {
+            HungUpBy::Gateway
+        };
+        let outcome = match (&q.agent, by) {
+            (Some(_), _) => CallOutcome::Answered,
+            (None, HungUpBy::Caller) => CallOutcome::Abandoned,
+            (None, _) => CallOutcome::Failed,
+        };
+        q.record.ended(wall, outcome, Some(by), why);
+    }
+
     /// A leg of a queued call ended (BYE either way, dead RTP, shutdown).
     pub(super) fn role_leg_ended(&mut self, now: Instant, role: &Role) {
         let call = match role {
-            Role::Caller(call) => {
-                let call = *call;
-                self.queues.calls.remove(&call);
-                call
-            }
+            Role::Caller(call) => *call,
             Role::Agent(call, _) => *call,
             Role::Feature => return,
         };
@@ -730,6 +840,76 @@ impl Endpoint {
             }
         }
         self.pump_acd(now);
+        if let Role::Caller(call) = role {
+            if let Some(mut q) = self.queues.calls.remove(call) {
+                let wrap_up = self
+                    .queues
+                    .settings
+                    .queues
+                    .iter()
+                    .find(|c| c.name == q.queue)
+                    .map(|c| c.wrap_up);
+                if let (Some(wrap_up), Some(_)) = (wrap_up, &q.agent) {
+                    q.record.wrap_up(wrap_up);
+                }
+                let legs_open = if q.agent.is_some() { 2 } else { 1 };
+                self.queues.closing.insert(
+                    q.session,
+                    Closing {
+                        record: q.record,
+                        legs_open,
+                    },
+                );
+            }
+        }
+    }
+
+    /// A leg's media closed with its statistics (`None`: it never opened):
+    /// once every leg of an ended call has reported, its record is written.
+    pub(super) fn role_leg_closed(
+        &mut self,
+        session: SessionId,
+        leg: LegId,
+        report: Option<&LegReport>,
+    ) {
+        let Some(closing) = self.queues.closing.get_mut(&session) else {
+            return;
+        };
+        if let Some(report) = report {
+            match leg {
+                LegId::Caller => closing.record.caller_quality(LegQuality::from(report)),
+                LegId::Agent => closing.record.agent_quality(LegQuality::from(report)),
+            }
+        }
+        closing.legs_open = closing.legs_open.saturating_sub(1);
+        if closing.legs_open == 0 {
+            if let Some(done) = self.queues.closing.remove(&session) {
+                self.write_record(done.record);
+            }
+        }
+    }
+
+    /// Writes every record still waiting for media reports (shutdown: the
+    /// media workers may stop before they report).
+    pub(super) fn flush_records(&mut self) {
+        let pending: Vec<Closing> = self.queues.closing.drain().map(|(_, c)| c).collect();
+        for closing in pending {
+            self.write_record(closing.record);
+        }
+    }
+
+    fn write_record(&mut self, record: CallRecordBuilder) {
+        let record = record.finish();
+        info!(
+            call = %record.id,
+            outcome = record.outcome.as_str(),
+            agent = record.agent.as_ref().map(AgentId::as_str).unwrap_or(""),
+            wait_ms = record.wait.as_millis() as u64,
+            talk_ms = record.talk.as_millis() as u64,
+            hold_ms = record.hold.as_millis() as u64,
+            "call record"
+        );
+        self.outputs.push_back(Output::CallRecord(Box::new(record)));
     }
 
     /// The agent's re-INVITE changed the direction: `held` is whether the
@@ -739,6 +919,7 @@ impl Endpoint {
         let Role::Agent(call, agent) = role else {
             return;
         };
+        let wall = self.wall(now);
         let Some(q) = self.queues.calls.get_mut(call) else {
             return;
         };
@@ -746,6 +927,11 @@ impl Endpoint {
             return;
         }
         q.held = held;
+        if held {
+            q.record.hold_started(wall);
+        } else {
+            q.record.hold_ended(wall);
+        }
         let session = q.session;
         let feed = if held {
             looping(self.queues.settings.hold_music.as_ref())
@@ -823,6 +1009,9 @@ impl Endpoint {
         ))
     }
 }
+
+/// The reason `end_call` is given for a BYE from the leg's own phone.
+pub(super) const BYE_RECEIVED: &str = "caller hung up";
 
 /// Log in, or come back from a pause.
 const FEATURE_LOGIN: &str = "*21";
