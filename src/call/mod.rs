@@ -2,6 +2,10 @@
 //!
 //! [`acd`] is the sans-IO automatic call distributor: agent states and
 //! queues, driven by the call layer with `(now, input)` and read back as
-//! outputs and a next timer deadline.
+//! outputs and a next timer deadline. [`ivr`] is a sans-IO IVR menu in the
+//! same style, and [`announce`] builds the queue position and wait
+//! announcements.
 
 pub mod acd;
+pub mod announce;
+pub mod ivr;
