@@ -43,7 +43,17 @@ say position "You are caller number"
 for d in 0 1 2 3 4 5 6 7 8 9; do
     say "digit-$d" "$d"
 done
+# Numbers beyond 9: the teens and the tens as words ("number-14",
+# "number-40"); 21 is "number-20" then "digit-1" (see src/call/announce.rs).
+for n in 10 11 12 13 14 15 16 17 18 19 20 30 40 50 60 70 80 90; do
+    say "number-$n" "$n"
+done
 say minutes "minutes"
+say minute "minute"
+say wait "Your estimated waiting time is"
+# The demo IVR menu (config/switchboard.toml, [[ivr]] "main").
+say main-menu "For sales, press 1. For support, press 2."
+say invalid-choice "Sorry, that is not a valid choice."
 say recorded "This call may be recorded for quality and training purposes."
 say echo-test "Echo test. Speak and you will hear yourself."
 say prompt-test "This is the Switchboard prompt test. If you can hear this, your audio works."

@@ -16,8 +16,8 @@ fn gateway_registers_with_a_trunk_and_unregisters_at_shutdown() {
     let gateway = Gateway::start_with("127.0.0.1", |c| {
         c.replace("peer = \"127.0.0.1:5080\"", &format!("peer = \"{peer}\""))
             .replace(
-                "transport = \"udp\"\ndids = [\"+15550100\"]\n",
-                "transport = \"udp\"\ndids = [\"+15550100\"]\n\n[trunks.register]\nusername = \"1003\"\npassword = \"pass1003\"\nexpires_secs = 120\n",
+                "transport = \"udp\"\ndids = [\"+15550100\", \"+15550101\"]\n",
+                "transport = \"udp\"\ndids = [\"+15550100\", \"+15550101\"]\n\n[trunks.register]\nusername = \"1003\"\npassword = \"pass1003\"\nexpires_secs = 120\n",
             )
     });
     assert!(gateway.log().contains("configuration loaded"));

@@ -11,6 +11,7 @@
 //! Every key and its default is documented in `docs/configuration.md`.
 
 mod raw;
+mod routing;
 mod types;
 mod validate;
 
@@ -20,8 +21,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use routing::{DialPlan, PromptName, PromptNameError, Route, RouteError};
 pub use types::{
-    AgentId, Did, DidError, Extension, FeatureCode, IpNetwork, IpNetworkError, NameError,
+    AgentId, Did, DidError, Extension, FeatureCode, IpNetwork, IpNetworkError, IvrName, NameError,
     QueueName, Secret, TrunkName, MAX_DID_DIGITS, MAX_NAME_LEN,
 };
 
@@ -88,6 +90,11 @@ pub struct Config {
     pub trunks: Vec<Trunk>,
     /// `[[queues]]`: call queues, in file order.
     pub queues: Vec<Queue>,
+    /// `[[ivr]]`: IVR menus, in file order.
+    pub ivr: Vec<IvrMenu>,
+    /// Where each agent id, extension and DID goes; derived from `agents`,
+    /// `queues` and `ivr` (see [`Config::route_for`]).
+    pub dial_plan: DialPlan,
     /// `[media]`: RTP ports, codecs, media threads, sounds.
     pub media: MediaConfig,
     /// `[recording]`: where call recordings go.
@@ -129,6 +136,71 @@ impl Config {
         self.trunks.iter().find(|t| t.is_source(source))
     }
 
+    /// The queue with this name, if configured.
+    pub fn queue(&self, name: &QueueName) -> Option<&Queue> {
+        self.queues.iter().find(|q| &q.name == name)
+    }
+
+    /// The IVR menu with this name, if configured.
+    pub fn ivr_menu(&self, name: &IvrName) -> Option<&IvrMenu> {
+        self.ivr.iter().find(|m| &m.name == name)
+    }
+
+    /// Where a call to `dialled` (the Request-URI user part) goes: an agent
+    /// id, a queue or IVR extension, or a queue or IVR DID (with or without
+    /// its leading `+`). `None`: nothing here answers that number.
+    pub fn route_for(&self, dialled: &str) -> Option<Route> {
+        self.dial_plan.route(dialled)
+    }
+
+    /// Every prompt file the configuration can play, each once: test
+    /// extension prompts, `media.hold_music`, each queue's
+    /// greeting, music and overflow message, the announcement sounds (when
+    /// a queue announces), and each IVR's prompts and messages. The server
+    /// loads them all at start, so a call never waits on the disk and a
+    /// missing file stops the start instead of a call.
+    pub fn prompt_paths(&self) -> Vec<PathBuf> {
+        let dir = &self.media.sounds_dir;
+        let mut paths: Vec<PathBuf> = Vec::new();
+        let mut add = |path: PathBuf| {
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+        };
+        for t in &self.test_extensions {
+            if let TestAction::Prompt(path) = &t.action {
+                add(path.clone());
+            }
+        }
+        add(self.media.hold_music.path(dir));
+        let message = |route: &Route| match route {
+            Route::Message(prompt) => Some(prompt.path(dir)),
+            _ => None,
+        };
+        for q in &self.queues {
+            if let Some(greeting) = &q.greeting {
+                add(greeting.path(dir));
+            }
+            add(q.music.path(dir));
+            message(&q.overflow).into_iter().for_each(&mut add);
+        }
+        if self.queues.iter().any(|q| q.announce_every.is_some()) {
+            for name in crate::call::announce::AnnouncementPrompts::names() {
+                add(dir.join(format!("{name}.wav")));
+            }
+        }
+        for m in &self.ivr {
+            add(m.prompt.path(dir));
+            if let Some(invalid) = &m.invalid_prompt {
+                add(invalid.path(dir));
+            }
+            for route in m.options.values().chain([&m.default]) {
+                message(route).into_iter().for_each(&mut add);
+            }
+        }
+        paths
+    }
+
     /// A one-line human summary, as printed by `switchboard check-config`.
     pub fn summary(&self) -> String {
         let listen: Vec<String> = self
@@ -138,12 +210,13 @@ impl Config {
             .map(|l| format!("{} {}", l.transport, l.address))
             .collect();
         format!(
-            "SIP domain {} on {}; {} agent(s), {} trunk(s), {} queue(s); API on {} with {} token(s)",
+            "SIP domain {} on {}; {} agent(s), {} trunk(s), {} queue(s), {} IVR menu(s); API on {} with {} token(s)",
             self.sip.domain,
             listen.join(", "),
             self.agents.len(),
             self.trunks.len(),
             self.queues.len(),
+            self.ivr.len(),
             self.api.listen,
             self.api.tokens.len(),
         )
@@ -428,6 +501,49 @@ pub struct Queue {
     pub join_empty: bool,
     /// `leave_when_empty`.
     pub leave_when_empty: bool,
+    /// `greeting`: played once when the caller enters (`None`: configured
+    /// as `""`).
+    pub greeting: Option<PromptName>,
+    /// `music`: looped while the caller waits.
+    pub music: PromptName,
+    /// `announce_every_secs`: how often the music is interrupted to tell
+    /// the caller's position and wait (`None`: configured as 0, never).
+    pub announce_every: Option<Duration>,
+    /// `announce_position`: announcements say the position.
+    pub announce_position: bool,
+    /// `announce_wait`: announcements say the estimated wait (once the
+    /// queue has one).
+    pub announce_wait: bool,
+    /// `record`: calls answered from this queue are recorded.
+    pub record: bool,
+    /// `overflow`: where a caller goes when the ACD overflows it (queue
+    /// full, waited too long, no agents); never the queue itself.
+    pub overflow: Route,
+}
+
+/// One `[[ivr]]` entry: a menu of single-key choices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IvrMenu {
+    /// `name`; unique among menus.
+    pub name: IvrName,
+    /// `extension`: internal number that reaches the menu.
+    pub extension: Option<Extension>,
+    /// `dids`: inbound numbers that reach the menu.
+    pub dids: Vec<Did>,
+    /// `prompt`: the menu, played on entry and after each failed attempt.
+    pub prompt: PromptName,
+    /// `timeout_secs`: how long to wait for a key after the prompt ends.
+    pub timeout: Duration,
+    /// `max_attempts`: failed attempts (timeout or invalid key) before
+    /// `default` is taken; at least 1.
+    pub max_attempts: u32,
+    /// `invalid_prompt`: played after a key that is not an option, before
+    /// the menu again.
+    pub invalid_prompt: Option<PromptName>,
+    /// `options`: key (`0`-`9`, `*`, `#`) to route; never empty.
+    pub options: std::collections::BTreeMap<char, Route>,
+    /// `default`: taken after `max_attempts` failed attempts.
+    pub default: Route,
 }
 
 /// `[api]`.
@@ -492,6 +608,15 @@ pub struct MediaConfig {
     pub workers: usize,
     /// `media.sounds_dir`: where prompt names are looked up.
     pub sounds_dir: PathBuf,
+    /// `media.hold_music`: what a caller hears while the agent holds.
+    pub hold_music: PromptName,
+}
+
+impl MediaConfig {
+    /// The file a prompt name stands for (a key of the loaded prompts).
+    pub fn prompt_path(&self, prompt: &PromptName) -> PathBuf {
+        prompt.path(&self.sounds_dir)
+    }
 }
 
 /// `[recording]`.

@@ -33,6 +33,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub queues: Vec<RawQueue>,
     #[serde(default)]
+    pub ivr: Vec<RawIvr>,
+    #[serde(default)]
     pub api: RawApi,
     #[serde(default)]
     pub media: RawMedia,
@@ -52,6 +54,7 @@ pub(super) struct RawMedia {
     pub dead_after_secs: Option<u64>,
     pub workers: Option<usize>,
     pub sounds_dir: Option<String>,
+    pub hold_music: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +183,27 @@ pub(super) struct RawQueue {
     pub max_callers: Option<usize>,
     pub join_empty: Option<bool>,
     pub leave_when_empty: Option<bool>,
+    pub greeting: Option<String>,
+    pub music: Option<String>,
+    pub announce_every_secs: Option<u64>,
+    pub announce_position: Option<bool>,
+    pub announce_wait: Option<bool>,
+    pub record: Option<bool>,
+    pub overflow: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIvr {
+    pub name: String,
+    pub extension: Option<String>,
+    pub dids: Option<Vec<String>>,
+    pub prompt: String,
+    pub timeout_secs: Option<u64>,
+    pub max_attempts: Option<u32>,
+    pub invalid_prompt: Option<String>,
+    pub options: Option<std::collections::BTreeMap<String, String>>,
+    pub default: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -81,11 +81,14 @@ fn shipped_demo_config_parses_with_documented_values() -> TestResult {
     assert_eq!(carrier.name.as_str(), "carrier");
     assert_eq!(carrier.peer, addr("127.0.0.1:5080")?);
     assert_eq!(carrier.transport, Transport::Udp);
-    assert_eq!(carrier.dids, vec!["+15550100".parse::<Did>()?]);
+    assert_eq!(
+        carrier.dids,
+        vec!["+15550100".parse::<Did>()?, "+15550101".parse()?]
+    );
     assert_eq!(carrier.register, None);
     assert!(carrier.sources.is_empty());
 
-    assert_eq!(c.queues.len(), 1);
+    assert_eq!(c.queues.len(), 2);
     let support = &c.queues[0];
     assert_eq!(support.name.as_str(), "support");
     assert_eq!(support.extension, Some("500".parse()?));
@@ -94,6 +97,28 @@ fn shipped_demo_config_parses_with_documented_values() -> TestResult {
         support.agents,
         vec!["1001".parse::<AgentId>()?, "1002".parse()?]
     );
+    let sales = &c.queues[1];
+    assert_eq!(sales.name.as_str(), "sales");
+    assert_eq!(sales.extension, Some("501".parse()?));
+    assert_eq!(sales.agents, vec!["1003".parse::<AgentId>()?]);
+    assert_eq!(sales.overflow, "queue:support".parse()?);
+
+    assert_eq!(c.ivr.len(), 1);
+    let main = &c.ivr[0];
+    assert_eq!(main.name.as_str(), "main");
+    assert_eq!(main.dids, vec!["+15550101".parse::<Did>()?]);
+    assert_eq!(main.options.get(&'1'), Some(&"queue:sales".parse()?));
+    assert_eq!(main.options.get(&'2'), Some(&"queue:support".parse()?));
+    assert_eq!(main.default, "queue:support".parse()?);
+
+    let queue = |name: &str| name.parse().map(Route::Queue);
+    assert_eq!(c.route_for("+15550100"), Some(queue("support")?));
+    assert_eq!(c.route_for("15550100"), Some(queue("support")?));
+    assert_eq!(c.route_for("500"), Some(queue("support")?));
+    assert_eq!(c.route_for("501"), Some(queue("sales")?));
+    assert_eq!(c.route_for("+15550101"), Some(Route::Ivr("main".parse()?)));
+    assert_eq!(c.route_for("1003"), Some(Route::Agent("1003".parse()?)));
+    assert_eq!(c.route_for("+15550199"), None);
 
     assert_eq!(c.api.listen, addr("127.0.0.1:8080")?);
     let tokens: Vec<(&str, ApiRole)> = c
@@ -168,6 +193,9 @@ fn empty_file_gives_defaults() -> TestResult {
     assert_eq!(c.auth.block_duration, Duration::from_secs(300));
     assert_eq!(c.storage.path, Path::new("var/switchboard.db"));
     assert!(c.agents.is_empty() && c.trunks.is_empty() && c.queues.is_empty());
+    assert!(c.ivr.is_empty());
+    assert_eq!(c.media.hold_music.as_str(), "hold-music");
+    assert_eq!(c.route_for("1001"), None);
     assert_eq!(c.api.listen, addr("127.0.0.1:8080")?);
     assert!(c.api.tokens.is_empty());
     Ok(())
@@ -614,7 +642,7 @@ fn queue_rules() {
         "queues[1].extension",
     );
     let shown = error_naming(
-        "[[queues]]\nname = \"a\"\ndids = [\"+15550100\"]\n[[queues]]\nname = \"b\"\ndids = [\"+15550101\", \"+15550100\"]\n",
+        "[[queues]]\nname = \"a\"\ndids = [\"+15550100\"]\n[[queues]]\nname = \"b\"\ndids = [\"+15550101\", \"15550100\"]\n",
         "queues[1].dids[1]",
     );
     assert!(
@@ -693,6 +721,7 @@ fn secrets_are_not_in_debug_output() -> TestResult {
 fn summary_mentions_counts_and_addresses() -> TestResult {
     let s = parse(DEMO)?.summary();
     assert!(s.contains("3 agent(s)"), "{s}");
+    assert!(s.contains("2 queue(s), 1 IVR menu(s)"), "{s}");
     assert!(s.contains("UDP 127.0.0.1:5060"), "{s}");
     assert!(s.contains("127.0.0.1:8080"), "{s}");
     Ok(())
@@ -772,6 +801,7 @@ fn docs_document_every_key() -> TestResult {
         ("[[trunks]]", "trunks[]"),
         ("[[trunks]]\n[trunks.register]", "trunks[].register"),
         ("[[queues]]", "queues[]"),
+        ("[[ivr]]", "ivr[]"),
         ("[api]", "api"),
         ("[[api.tokens]]", "api.tokens[]"),
     ];
@@ -831,5 +861,318 @@ fn documented_default_column_matches_defaults_block() -> TestResult {
         checked += 1;
     }
     assert!(checked > 20, "only {checked} defaults checked");
+    Ok(())
+}
+
+// --- Queue call flow, IVR menus, routes and the dial plan. ---
+
+const MENU: &str =
+    "[[ivr]]\nname = \"main\"\nprompt = \"main-menu\"\noptions = { \"1\" = \"queue:q\" }\n";
+
+#[test]
+fn queue_call_flow_defaults_and_settings() -> TestResult {
+    let c = parse(&format!("{AGENTS}\n[[queues]]\nname = \"q\"\n"))?;
+    let q = &c.queues[0];
+    assert_eq!(q.greeting, Some("welcome".parse()?));
+    assert_eq!(q.music.as_str(), "hold-music");
+    assert_eq!(q.announce_every, Some(Duration::from_secs(30)));
+    assert!(q.announce_position && q.announce_wait && q.record);
+    assert_eq!(q.overflow, "message:all-agents-busy".parse()?);
+
+    let c = parse(&format!(
+        "{AGENTS}\n[[queues]]\nname = \"q\"\ngreeting = \"\"\nmusic = \"hold\"\nannounce_every_secs = 0\n\
+announce_position = false\nannounce_wait = false\nrecord = false\noverflow = \"agent:1002\"\n"
+    ))?;
+    let q = &c.queues[0];
+    assert_eq!(q.greeting, None);
+    assert_eq!(q.music.as_str(), "hold");
+    assert_eq!(q.announce_every, None);
+    assert!(!q.announce_position && !q.announce_wait && !q.record);
+    assert_eq!(q.overflow, Route::Agent("1002".parse()?));
+    Ok(())
+}
+
+#[test]
+fn queue_call_flow_errors_are_named() {
+    let q = |extra: &str| format!("{AGENTS}\n[[queues]]\nname = \"q\"\n{extra}\n");
+    let shown = error_naming(&q("greeting = \"nope\""), "queues[0].greeting");
+    assert!(
+        shown.contains("config/sounds/nope.wav is not a file"),
+        "{shown}"
+    );
+    error_naming(&q("music = \"\""), "queues[0].music");
+    error_naming(&q("music = \"/no/such.wav\""), "queues[0].music");
+    let shown = error_naming(
+        &q("announce_position = false\nannounce_wait = false"),
+        "queues[0].announce_every_secs",
+    );
+    assert!(shown.contains("would say nothing"), "{shown}");
+    error_naming(&q("overflow = \"voicemail\""), "queues[0].overflow");
+    let shown = error_naming(&q("overflow = \"queue:q\""), "queues[0].overflow");
+    assert!(shown.contains("itself"), "{shown}");
+    let shown = error_naming(&q("overflow = \"queue:other\""), "queues[0].overflow");
+    assert!(shown.contains("unknown queue other"), "{shown}");
+    let shown = error_naming(&q("overflow = \"ivr:menu\""), "queues[0].overflow");
+    assert!(shown.contains("unknown IVR menu menu"), "{shown}");
+    error_naming(&q("overflow = \"agent:1009\""), "queues[0].overflow");
+    error_naming(&q("overflow = \"message:closed\""), "queues[0].overflow");
+    error_naming(
+        &q("announce_every_secs = -1"),
+        "queues[0].announce_every_secs",
+    );
+}
+
+#[test]
+fn announcements_need_their_sounds() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    for name in ["hold-music", "welcome", "all-agents-busy"] {
+        std::fs::copy(
+            Path::new("config/sounds").join(format!("{name}.wav")),
+            dir.path().join(format!("{name}.wav")),
+        )?;
+    }
+    let media = format!(
+        "[media]\nsounds_dir = {:?}\n",
+        dir.path().display().to_string()
+    );
+    let shown = error_naming(
+        &format!("{media}[[queues]]\nname = \"q\"\n"),
+        "queues[0].announce_every_secs",
+    );
+    assert!(shown.contains("position.wav"), "{shown}");
+    // Without announcements the queue's own sounds are enough.
+    let c = parse(&format!(
+        "{media}[[queues]]\nname = \"q\"\nannounce_every_secs = 0\n"
+    ))?;
+    assert_eq!(c.prompt_paths().len(), 3, "{:?}", c.prompt_paths());
+    Ok(())
+}
+
+#[test]
+fn ivr_menu_defaults_and_settings() -> TestResult {
+    let c = parse(&format!("[[queues]]\nname = \"q\"\n{MENU}"))?;
+    let m = &c.ivr[0];
+    assert_eq!(m.name.as_str(), "main");
+    assert_eq!(m.extension, None);
+    assert!(m.dids.is_empty());
+    assert_eq!(m.prompt.as_str(), "main-menu");
+    assert_eq!(m.timeout, Duration::from_secs(5));
+    assert_eq!(m.max_attempts, 3);
+    assert_eq!(m.invalid_prompt, None);
+    assert_eq!(m.default, Route::Hangup);
+    assert_eq!(c.ivr_menu(&"main".parse()?), Some(m));
+    assert_eq!(c.queue(&"q".parse()?).map(|q| q.name.as_str()), Some("q"));
+
+    let c = parse(&format!(
+        "{AGENTS}\n[[queues]]\nname = \"q\"\n\
+[[ivr]]\nname = \"main\"\nextension = \"600\"\ndids = [\"15550101\"]\nprompt = \"main-menu\"\n\
+timeout_secs = 8\nmax_attempts = 1\ninvalid_prompt = \"invalid-choice\"\ndefault = \"ivr:sub\"\n\
+[ivr.options]\n\"1\" = \"queue:q\"\n\"0\" = \"agent:1001\"\n\"*\" = \"ivr:main\"\n\"#\" = \"message:all-agents-busy\"\n\
+[[ivr]]\nname = \"sub\"\nprompt = \"hold\"\noptions = {{ \"9\" = \"hangup\" }}\n"
+    ))?;
+    let m = &c.ivr[0];
+    assert_eq!(m.timeout, Duration::from_secs(8));
+    assert_eq!(m.max_attempts, 1);
+    assert_eq!(m.invalid_prompt, Some("invalid-choice".parse()?));
+    assert_eq!(m.default, Route::Ivr("sub".parse()?));
+    assert_eq!(m.options.keys().collect::<String>(), "#*01");
+    assert_eq!(m.options[&'0'], Route::Agent("1001".parse()?));
+    assert_eq!(m.options[&'*'], Route::Ivr("main".parse()?));
+    let main = Route::Ivr("main".parse()?);
+    assert_eq!(c.route_for("600"), Some(main.clone()));
+    // Configured without '+': reached with and without it.
+    assert_eq!(c.route_for("+15550101"), Some(main.clone()));
+    assert_eq!(c.route_for("15550101"), Some(main));
+    Ok(())
+}
+
+#[test]
+fn ivr_menu_errors_are_named() {
+    let m = |extra: &str| {
+        format!("{AGENTS}\n[[queues]]\nname = \"q\"\n[[ivr]]\nname = \"main\"\nprompt = \"main-menu\"\n{extra}\n")
+    };
+    let one = "options = { \"1\" = \"queue:q\" }";
+    error_naming(
+        "[[ivr]]\nname = \"main\"\noptions = { \"1\" = \"hangup\" }\n",
+        "ivr[0].prompt",
+    );
+    error_naming(&m(&format!("{one}\nprompt2 = 1")), "ivr[0].prompt2");
+    error_naming(
+        &format!("{MENU}{MENU}").replace("queue:q", "hangup"),
+        "ivr[1].name",
+    );
+    error_naming(
+        &m(one).replace("main-menu", "missing-menu"),
+        "ivr[0].prompt",
+    );
+    error_naming(
+        &m(&format!("{one}\ntimeout_secs = 0")),
+        "ivr[0].timeout_secs",
+    );
+    error_naming(
+        &m(&format!("{one}\nmax_attempts = 0")),
+        "ivr[0].max_attempts",
+    );
+    error_naming(
+        &m(&format!("{one}\ninvalid_prompt = \"nope\"")),
+        "ivr[0].invalid_prompt",
+    );
+    let shown = error_naming(&m(""), "ivr[0].options");
+    assert!(shown.contains("at least one key"), "{shown}");
+    error_naming(&m("options = { \"12\" = \"hangup\" }"), "ivr[0].options.12");
+    error_naming(&m("options = { \"A\" = \"hangup\" }"), "ivr[0].options.A");
+    error_naming(&m("options = { \"1\" = \"queue\" }"), "ivr[0].options.1");
+    let shown = error_naming(
+        &m("options = { \"#\" = \"queue:nope\" }"),
+        "ivr[0].options.#",
+    );
+    assert!(shown.contains("unknown queue nope"), "{shown}");
+    error_naming(&m("options = { \"2\" = \"ivr:nope\" }"), "ivr[0].options.2");
+    error_naming(
+        &m("options = { \"3\" = \"agent:1003\" }"),
+        "ivr[0].options.3",
+    );
+    error_naming(
+        &m("options = { \"4\" = \"message:nope\" }"),
+        "ivr[0].options.4",
+    );
+    error_naming(
+        &m(&format!("{one}\ndefault = \"queue:nope\"")),
+        "ivr[0].default",
+    );
+    error_naming(
+        &m(&format!("{one}\ndefault = \"nowhere\"")),
+        "ivr[0].default",
+    );
+}
+
+#[test]
+fn a_number_used_twice_is_named() {
+    let q = "[[queues]]\nname = \"q\"\nextension = \"500\"\ndids = [\"+15550100\"]\n";
+    let ivr = |keys: &str| {
+        format!("{AGENTS}\n{q}[[ivr]]\nname = \"m\"\nprompt = \"main-menu\"\noptions = {{ \"1\" = \"queue:q\" }}\n{keys}\n")
+    };
+    let shown = error_naming(&ivr("extension = \"500\""), "ivr[0].extension");
+    assert!(
+        shown.contains("already assigned to queues[0] (q)"),
+        "{shown}"
+    );
+    let shown = error_naming(&ivr("extension = \"1002\""), "ivr[0].extension");
+    assert!(
+        shown.contains("collides with the id of agents[1]"),
+        "{shown}"
+    );
+    let shown = error_naming(&ivr("dids = [\"+15550100\"]"), "ivr[0].dids[0]");
+    assert!(
+        shown.contains("already assigned to queues[0] (q)"),
+        "{shown}"
+    );
+    // The same DID without its '+'.
+    error_naming(&ivr("dids = [\"15550100\"]"), "ivr[0].dids[0]");
+    // A DID whose digits are an extension or an agent id.
+    error_naming(&ivr("dids = [\"+500\"]"), "ivr[0].dids[0]");
+    error_naming(&ivr("dids = [\"1001\"]"), "ivr[0].dids[0]");
+    // An extension equal to the digits of a DID.
+    error_naming(&ivr("extension = \"15550100\""), "ivr[0].extension");
+    error_naming(
+        &format!("{AGENTS}\n[[queues]]\nname = \"q\"\ndids = [\"+1001\"]\n"),
+        "queues[0].dids[0]",
+    );
+    // Trunks compare DIDs the same way.
+    error_naming(
+        "[[trunks]]\nname = \"a\"\npeer = \"192.0.2.1:5060\"\ndids = [\"+15550100\"]\n\
+[[trunks]]\nname = \"b\"\npeer = \"192.0.2.2:5060\"\ndids = [\"15550100\"]\n",
+        "trunks[1].dids[0]",
+    );
+    // Test extensions must not hide a routed number either.
+    let shown = error_naming(
+        &format!(
+            "{}[[test_extensions]]\nextension = \"15550100\"\naction = \"echo\"\n",
+            ivr("")
+        ),
+        "test_extensions[0].extension",
+    );
+    assert!(shown.contains("queue:q"), "{shown}");
+}
+
+#[test]
+fn hold_music_must_exist() -> TestResult {
+    let shown = error_naming("[media]\nhold_music = \"nope\"\n", "media.hold_music");
+    assert!(shown.contains("nope.wav"), "{shown}");
+    let c = parse("[media]\nhold_music = \"hold\"\n")?;
+    assert_eq!(
+        c.media.prompt_path(&c.media.hold_music),
+        Path::new("config/sounds/hold.wav")
+    );
+    Ok(())
+}
+
+#[test]
+fn prompt_paths_lists_every_sound_once() -> TestResult {
+    let c = parse(DEMO)?;
+    let paths = c.prompt_paths();
+    let names: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            p.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    for expected in [
+        "prompt-test",
+        "hold-music",
+        "welcome",
+        "all-agents-busy",
+        "position",
+        "wait",
+        "minute",
+        "minutes",
+        "digit-0",
+        "digit-9",
+        "number-13",
+        "number-90",
+        "main-menu",
+        "invalid-choice",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let mut unique = paths.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), paths.len(), "{paths:?}");
+    // Every one of them is there to load.
+    for p in &paths {
+        assert!(p.is_file(), "{}", p.display());
+    }
+
+    // Without queues, menus or test prompts: only the hold music.
+    assert_eq!(
+        parse("")?.prompt_paths(),
+        vec![Path::new("config/sounds/hold-music.wav").to_path_buf()]
+    );
+    // Routes to messages are included; quiet queues bring no announcements.
+    let c = parse(
+        "[[queues]]\nname = \"q\"\ngreeting = \"\"\nannounce_every_secs = 0\noverflow = \"message:hold\"\n\
+[[ivr]]\nname = \"m\"\nprompt = \"main-menu\"\noptions = { \"1\" = \"message:recorded\" }\ndefault = \"message:echo-test\"\n",
+    )?;
+    let names: Vec<_> = c
+        .prompt_paths()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "config/sounds/hold-music.wav",
+            "config/sounds/hold.wav",
+            "config/sounds/main-menu.wav",
+            "config/sounds/recorded.wav",
+            "config/sounds/echo-test.wav",
+        ]
+    );
     Ok(())
 }

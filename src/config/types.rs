@@ -136,6 +136,14 @@ string_newtype!(
     NAME_DESC
 );
 
+string_newtype!(
+    /// An IVR menu's name (`[[ivr]] name`): 1 to 64 ASCII letters, digits,
+    /// `-`, `_` or `.`.
+    IvrName,
+    is_name_char,
+    NAME_DESC
+);
+
 /// Most digits an E.164 number can have (ITU-T E.164 §6.1).
 pub const MAX_DID_DIGITS: usize = 15;
 

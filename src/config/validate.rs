@@ -3,23 +3,24 @@
 //! Every check reports the key path it is about and stops at the first error,
 //! in file order, so one run of `check-config` points at one line to fix.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use super::raw::{
-    ApiRoleName, RawAgent, RawApi, RawAuth, RawConfig, RawLog, RawMedia, RawQueue, RawRecording,
-    RawRegistrar, RawSip, RawStorage, RawTestExtension, RawTrunk, RawTrunkRegister,
+    ApiRoleName, RawAgent, RawApi, RawAuth, RawConfig, RawIvr, RawLog, RawMedia, RawQueue,
+    RawRecording, RawRegistrar, RawSip, RawStorage, RawTestExtension, RawTrunk, RawTrunkRegister,
 };
 use super::{
     Agent, AgentId, ApiConfig, ApiRole, ApiToken, AuthConfig, Config, ConfigError, DialPermission,
-    Did, DigestAlgorithm, Extension, FeatureCode, ListenAddr, LogConfig, LogFormat, MediaConfig,
-    Queue, QueueName, RecordingConfig, RegistrarConfig, Secret, SipConfig, SipTimers,
-    StorageConfig, TestAction, TestActionKind, TestExtension, Transport, Trunk, TrunkName,
-    TrunkRegistration,
+    DialPlan, Did, DigestAlgorithm, Extension, FeatureCode, IvrMenu, IvrName, ListenAddr,
+    LogConfig, LogFormat, MediaConfig, PromptName, Queue, QueueName, RecordingConfig,
+    RegistrarConfig, Route, Secret, SipConfig, SipTimers, StorageConfig, TestAction,
+    TestActionKind, TestExtension, Transport, Trunk, TrunkName, TrunkRegistration,
 };
+use crate::call::announce::AnnouncementPrompts;
 
 const DEFAULT_LOG_LEVEL: &str = "info";
 const DEFAULT_DOMAIN: &str = "127.0.0.1";
@@ -51,6 +52,16 @@ const DEFAULT_RTP_PORT_MAX: u16 = 29_999;
 const DEFAULT_CODECS: [&str; 3] = ["PCMU", "PCMA", "opus"];
 const DEFAULT_DEAD_AFTER_SECS: u64 = 30;
 const DEFAULT_SOUNDS_DIR: &str = "config/sounds";
+const DEFAULT_HOLD_MUSIC: &str = "hold-music";
+const DEFAULT_QUEUE_GREETING: &str = "welcome";
+const DEFAULT_QUEUE_MUSIC: &str = "hold-music";
+const DEFAULT_ANNOUNCE_EVERY_SECS: u64 = 30;
+const DEFAULT_QUEUE_OVERFLOW: &str = "message:all-agents-busy";
+const DEFAULT_IVR_TIMEOUT_SECS: u64 = 5;
+const DEFAULT_IVR_MAX_ATTEMPTS: u32 = 3;
+/// The keys of a telephone keypad that an IVR option may use (A-D, which
+/// RFC 4733 can carry too, are on almost no phone).
+const IVR_KEYS: &str = "0123456789*#";
 const DEFAULT_RECORDING_DIR: &str = "var/recordings";
 const DEFAULT_API_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 const DEFAULT_REGISTER_EXPIRES_SECS: u32 = 3600;
@@ -112,11 +123,15 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let storage = storage(raw.storage)?;
     let agents = agents(raw.agents)?;
     let trunks = trunks(raw.trunks)?;
-    let queues = queues(raw.queues, &agents)?;
     let api = api(raw.api, &agents, &sip)?;
+    // Before the queues and menus: their prompts are looked up in sounds_dir.
     let media = media(raw.media, &sip)?;
+    let mut numbers = Numbers::new(&agents);
+    let queues = queues(raw.queues, &agents, &media.sounds_dir, &mut numbers)?;
+    let ivr = ivr(raw.ivr, &media.sounds_dir, &mut numbers)?;
+    check_routes(&agents, &queues, &ivr, &media.sounds_dir)?;
     let recording = recording(raw.recording)?;
-    let test_extensions = test_extensions(raw.test_extensions, &media, &agents, &queues)?;
+    let test_extensions = test_extensions(raw.test_extensions, &media, &numbers.plan)?;
     Ok(Config {
         media,
         recording,
@@ -129,8 +144,99 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         agents,
         trunks,
         queues,
+        ivr,
+        dial_plan: numbers.plan,
         api,
     })
+}
+
+/// A prompt named at `key` whose file exists: a missing sound is found by
+/// `check-config`, not by the first caller who should hear it.
+fn existing_prompt(key: &str, text: &str, sounds_dir: &Path) -> Result<PromptName, ConfigError> {
+    let prompt: PromptName = parse(key, text)?;
+    let path = prompt.path(sounds_dir);
+    if !path.is_file() {
+        return Err(invalid(key, format!("{} is not a file", path.display())));
+    }
+    Ok(prompt)
+}
+
+/// Who claimed a dialled number first.
+enum Owner {
+    /// The agent at this index.
+    Agent(usize),
+    /// A queue or menu, as `queues[0] (support)`.
+    Entry(String),
+}
+
+/// The numbers claimed so far (agent ids, extensions, DIDs by their digits
+/// without `+`) and by whom, so that a number used twice is an error naming
+/// both keys; builds the dial plan as it goes.
+struct Numbers {
+    owners: HashMap<String, Owner>,
+    plan: DialPlan,
+}
+
+impl Numbers {
+    fn new(agents: &[Agent]) -> Self {
+        let mut numbers = Numbers {
+            owners: HashMap::new(),
+            plan: DialPlan::default(),
+        };
+        for (j, a) in agents.iter().enumerate() {
+            numbers.owners.insert(a.id.to_string(), Owner::Agent(j));
+            numbers
+                .plan
+                .insert_number(a.id.to_string(), Route::Agent(a.id.clone()));
+        }
+        numbers
+    }
+
+    fn claim(
+        &mut self,
+        key: &str,
+        shown: &str,
+        number: &str,
+        owner: &str,
+    ) -> Result<(), ConfigError> {
+        match self.owners.get(number) {
+            Some(Owner::Agent(j)) => Err(invalid(
+                key,
+                format!("{shown} collides with the id of agents[{j}]"),
+            )),
+            Some(Owner::Entry(first)) => Err(invalid(
+                key,
+                format!("{shown} is already assigned to {first}"),
+            )),
+            None => {
+                self.owners
+                    .insert(number.to_owned(), Owner::Entry(owner.to_owned()));
+                Ok(())
+            }
+        }
+    }
+
+    /// Agents and extensions are dialled the same way, so one number must
+    /// not mean two things.
+    fn extension(
+        &mut self,
+        key: &str,
+        ext: &Extension,
+        owner: &str,
+        route: Route,
+    ) -> Result<(), ConfigError> {
+        self.claim(key, ext.as_str(), ext.as_str(), owner)?;
+        self.plan.insert_number(ext.to_string(), route);
+        Ok(())
+    }
+
+    /// A DID is claimed by its digits: `+15550100` and `15550100` are the
+    /// same number to the dial plan, and neither may equal an extension.
+    fn did(&mut self, key: &str, did: &Did, owner: &str, route: Route) -> Result<(), ConfigError> {
+        self.claim(key, did.as_str(), DialPlan::did_key(did.as_str()), owner)?;
+        self.plan.insert_did(did.as_str(), route);
+        Ok(())
+    }
 }
 
 fn log(raw: RawLog) -> Result<LogConfig, ConfigError> {
@@ -428,8 +534,9 @@ fn agents(raw: Vec<RawAgent>) -> Result<Vec<Agent>, ConfigError> {
 fn trunks(raw: Vec<RawTrunk>) -> Result<Vec<Trunk>, ConfigError> {
     let mut names: HashMap<TrunkName, usize> = HashMap::new();
     // A DID delivered by two trunks would make outbound caller-id and
-    // inbound attribution ambiguous.
-    let mut dids: HashMap<Did, String> = HashMap::new();
+    // inbound attribution ambiguous. Compared without the '+', as the dial
+    // plan compares them.
+    let mut dids: HashMap<String, String> = HashMap::new();
     let mut trunks = Vec::with_capacity(raw.len());
     for (i, t) in raw.into_iter().enumerate() {
         let name: TrunkName = parse(&format!("trunks[{i}].name"), &t.name)?;
@@ -464,7 +571,8 @@ fn trunks(raw: Vec<RawTrunk>) -> Result<Vec<Trunk>, ConfigError> {
         for (j, text) in t.dids.unwrap_or_default().iter().enumerate() {
             let key = format!("trunks[{i}].dids[{j}]");
             let did: Did = parse(&key, text)?;
-            if let Some(owner) = dids.insert(did.clone(), format!("trunks[{i}] ({name})")) {
+            let number = DialPlan::did_key(did.as_str()).to_owned();
+            if let Some(owner) = dids.insert(number, format!("trunks[{i}] ({name})")) {
                 return Err(invalid(
                     key,
                     format!("{did} is already assigned to {owner}"),
@@ -565,10 +673,13 @@ fn check_sip_uri(key: &str, uri: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn queues(raw: Vec<RawQueue>, agents: &[Agent]) -> Result<Vec<Queue>, ConfigError> {
+fn queues(
+    raw: Vec<RawQueue>,
+    agents: &[Agent],
+    sounds_dir: &Path,
+    numbers: &mut Numbers,
+) -> Result<Vec<Queue>, ConfigError> {
     let mut names: HashMap<QueueName, usize> = HashMap::new();
-    let mut extensions: HashMap<Extension, usize> = HashMap::new();
-    let mut dids: HashMap<Did, String> = HashMap::new();
     let mut queues = Vec::with_capacity(raw.len());
     for (i, q) in raw.into_iter().enumerate() {
         let name: QueueName = parse(&format!("queues[{i}].name"), &q.name)?;
@@ -579,25 +690,14 @@ fn queues(raw: Vec<RawQueue>, agents: &[Agent]) -> Result<Vec<Queue>, ConfigErro
             ));
         }
 
+        let owner = format!("queues[{i}] ({name})");
+        let route = Route::Queue(name.clone());
         let extension = match &q.extension {
             None => None,
             Some(text) => {
                 let key = format!("queues[{i}].extension");
                 let ext: Extension = parse(&key, text)?;
-                // Agents and queue extensions are dialled the same way, so
-                // one number must not mean both.
-                if let Some(j) = agents.iter().position(|a| a.id.as_str() == ext.as_str()) {
-                    return Err(invalid(
-                        key,
-                        format!("{ext} collides with the id of agents[{j}]"),
-                    ));
-                }
-                if let Some(first) = extensions.insert(ext.clone(), i) {
-                    return Err(invalid(
-                        key,
-                        format!("{ext} is already assigned to queues[{first}]"),
-                    ));
-                }
+                numbers.extension(&key, &ext, &owner, route.clone())?;
                 Some(ext)
             }
         };
@@ -606,12 +706,7 @@ fn queues(raw: Vec<RawQueue>, agents: &[Agent]) -> Result<Vec<Queue>, ConfigErro
         for (j, text) in q.dids.unwrap_or_default().iter().enumerate() {
             let key = format!("queues[{i}].dids[{j}]");
             let did: Did = parse(&key, text)?;
-            if let Some(owner) = dids.insert(did.clone(), format!("queues[{i}] ({name})")) {
-                return Err(invalid(
-                    key,
-                    format!("{did} is already assigned to {owner}"),
-                ));
-            }
+            numbers.did(&key, &did, &owner, route.clone())?;
             queue_dids.push(did);
         }
 
@@ -654,6 +749,52 @@ fn queues(raw: Vec<RawQueue>, agents: &[Agent]) -> Result<Vec<Queue>, ConfigErro
                 "must be at least 1",
             ));
         }
+
+        let greeting = match q.greeting.as_deref().unwrap_or(DEFAULT_QUEUE_GREETING) {
+            "" => None,
+            text => Some(existing_prompt(
+                &format!("queues[{i}].greeting"),
+                text,
+                sounds_dir,
+            )?),
+        };
+        let music = existing_prompt(
+            &format!("queues[{i}].music"),
+            q.music.as_deref().unwrap_or(DEFAULT_QUEUE_MUSIC),
+            sounds_dir,
+        )?;
+        let announce_key = format!("queues[{i}].announce_every_secs");
+        let announce_every = match q.announce_every_secs.unwrap_or(DEFAULT_ANNOUNCE_EVERY_SECS) {
+            0 => None,
+            secs => Some(Duration::from_secs(secs)),
+        };
+        let announce_position = q.announce_position.unwrap_or(true);
+        let announce_wait = q.announce_wait.unwrap_or(true);
+        if announce_every.is_some() {
+            if !announce_position && !announce_wait {
+                return Err(invalid(
+                    announce_key,
+                    "announcements would say nothing: announce_position and announce_wait are both false (set 0 to turn announcements off)",
+                ));
+            }
+            for sound in AnnouncementPrompts::names() {
+                let path = sounds_dir.join(format!("{sound}.wav"));
+                if !path.is_file() {
+                    return Err(invalid(
+                        announce_key,
+                        format!(
+                            "announcements need {}, which is not a file (set 0 to turn them off)",
+                            path.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        let overflow = parse(
+            &format!("queues[{i}].overflow"),
+            q.overflow.as_deref().unwrap_or(DEFAULT_QUEUE_OVERFLOW),
+        )?;
+
         queues.push(Queue {
             name,
             extension,
@@ -669,9 +810,147 @@ fn queues(raw: Vec<RawQueue>, agents: &[Agent]) -> Result<Vec<Queue>, ConfigErro
             max_callers: q.max_callers,
             join_empty: q.join_empty.unwrap_or(true),
             leave_when_empty: q.leave_when_empty.unwrap_or(false),
+            greeting,
+            music,
+            announce_every,
+            announce_position,
+            announce_wait,
+            record: q.record.unwrap_or(true),
+            overflow,
         });
     }
     Ok(queues)
+}
+
+fn ivr(
+    raw: Vec<RawIvr>,
+    sounds_dir: &Path,
+    numbers: &mut Numbers,
+) -> Result<Vec<IvrMenu>, ConfigError> {
+    let mut names: HashMap<IvrName, usize> = HashMap::new();
+    let mut menus = Vec::with_capacity(raw.len());
+    for (i, m) in raw.into_iter().enumerate() {
+        let prefix = format!("ivr[{i}]");
+        let name: IvrName = parse(&format!("{prefix}.name"), &m.name)?;
+        if let Some(first) = names.insert(name.clone(), i) {
+            return Err(invalid(
+                format!("{prefix}.name"),
+                format!("{name} is already used by ivr[{first}]"),
+            ));
+        }
+        let owner = format!("{prefix} ({name})");
+        let route = Route::Ivr(name.clone());
+        let extension = match &m.extension {
+            None => None,
+            Some(text) => {
+                let key = format!("{prefix}.extension");
+                let ext: Extension = parse(&key, text)?;
+                numbers.extension(&key, &ext, &owner, route.clone())?;
+                Some(ext)
+            }
+        };
+        let mut dids = Vec::new();
+        for (j, text) in m.dids.unwrap_or_default().iter().enumerate() {
+            let key = format!("{prefix}.dids[{j}]");
+            let did: Did = parse(&key, text)?;
+            numbers.did(&key, &did, &owner, route.clone())?;
+            dids.push(did);
+        }
+        let prompt = existing_prompt(&format!("{prefix}.prompt"), &m.prompt, sounds_dir)?;
+        let timeout = at_least_one_sec(
+            &format!("{prefix}.timeout_secs"),
+            m.timeout_secs.unwrap_or(DEFAULT_IVR_TIMEOUT_SECS),
+        )?;
+        let max_attempts = at_least_one_u32(
+            &format!("{prefix}.max_attempts"),
+            m.max_attempts.unwrap_or(DEFAULT_IVR_MAX_ATTEMPTS),
+        )?;
+        let invalid_prompt = match m.invalid_prompt.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(existing_prompt(
+                &format!("{prefix}.invalid_prompt"),
+                text,
+                sounds_dir,
+            )?),
+        };
+        let raw_options = m.options.unwrap_or_default();
+        if raw_options.is_empty() {
+            return Err(invalid(
+                format!("{prefix}.options"),
+                "must offer at least one key (a plain announcement is a \"message:<prompt>\" route)",
+            ));
+        }
+        let mut options = BTreeMap::new();
+        for (digit, target) in raw_options {
+            let key = format!("{prefix}.options.{digit}");
+            let mut chars = digit.chars();
+            let (Some(c), None) = (chars.next(), chars.next()) else {
+                return Err(invalid(key, "must be one key: 0-9, * or #"));
+            };
+            if !IVR_KEYS.contains(c) {
+                return Err(invalid(key, "must be one key: 0-9, * or #"));
+            }
+            options.insert(c, parse(&key, &target)?);
+        }
+        let default = match m.default.as_deref() {
+            None => Route::Hangup,
+            Some(text) => parse(&format!("{prefix}.default"), text)?,
+        };
+        menus.push(IvrMenu {
+            name,
+            extension,
+            dids,
+            prompt,
+            timeout,
+            max_attempts,
+            invalid_prompt,
+            options,
+            default,
+        });
+    }
+    Ok(menus)
+}
+
+/// Routes name queues and menus that may come later in the file, so they
+/// are checked once everything is read.
+fn check_routes(
+    agents: &[Agent],
+    queues: &[Queue],
+    menus: &[IvrMenu],
+    sounds_dir: &Path,
+) -> Result<(), ConfigError> {
+    let check = |key: String, route: &Route| -> Result<(), ConfigError> {
+        match route {
+            Route::Queue(name) if !queues.iter().any(|q| &q.name == name) => Err(invalid(
+                key,
+                format!("unknown queue {name}: no [[queues]] entry has this name"),
+            )),
+            Route::Ivr(name) if !menus.iter().any(|m| &m.name == name) => Err(invalid(
+                key,
+                format!("unknown IVR menu {name}: no [[ivr]] entry has this name"),
+            )),
+            Route::Agent(id) if !agents.iter().any(|a| &a.id == id) => Err(invalid(
+                key,
+                format!("unknown agent {id}: no [[agents]] entry has this id"),
+            )),
+            Route::Message(prompt) => existing_prompt(&key, prompt.as_str(), sounds_dir).map(drop),
+            _ => Ok(()),
+        }
+    };
+    for (i, q) in queues.iter().enumerate() {
+        let key = format!("queues[{i}].overflow");
+        if q.overflow == Route::Queue(q.name.clone()) {
+            return Err(invalid(key, "must not be the queue itself"));
+        }
+        check(key, &q.overflow)?;
+    }
+    for (i, m) in menus.iter().enumerate() {
+        for (digit, route) in &m.options {
+            check(format!("ivr[{i}].options.{digit}"), route)?;
+        }
+        check(format!("ivr[{i}].default"), &m.default)?;
+    }
+    Ok(())
 }
 
 /// Whether binding both addresses would fail with "address in use": same
@@ -813,13 +1092,20 @@ fn media(raw: RawMedia, sip: &SipConfig) -> Result<MediaConfig, ConfigError> {
     if sounds_dir.is_empty() {
         return Err(invalid("media.sounds_dir", "must not be empty"));
     }
+    let sounds_dir = PathBuf::from(sounds_dir);
+    let hold_music = existing_prompt(
+        "media.hold_music",
+        raw.hold_music.as_deref().unwrap_or(DEFAULT_HOLD_MUSIC),
+        &sounds_dir,
+    )?;
     Ok(MediaConfig {
         address,
         rtp_ports: min..=max,
         codecs,
         dead_after: (dead > 0).then(|| Duration::from_secs(dead)),
         workers: raw.workers.unwrap_or(0),
-        sounds_dir: PathBuf::from(sounds_dir),
+        sounds_dir,
+        hold_music,
     })
 }
 
@@ -836,24 +1122,16 @@ fn recording(raw: RawRecording) -> Result<RecordingConfig, ConfigError> {
 fn test_extensions(
     raw: Vec<RawTestExtension>,
     media: &MediaConfig,
-    agents: &[Agent],
-    queues: &[Queue],
+    plan: &DialPlan,
 ) -> Result<Vec<TestExtension>, ConfigError> {
     let mut out: Vec<TestExtension> = Vec::with_capacity(raw.len());
     for (i, t) in raw.into_iter().enumerate() {
         let key = format!("test_extensions[{i}].extension");
         let extension: FeatureCode = parse(&key, &t.extension)?;
-        let taken = agents.iter().any(|a| a.id.as_str() == extension.as_str())
-            || queues.iter().any(|q| {
-                q.extension
-                    .as_ref()
-                    .is_some_and(|e| e.as_str() == extension.as_str())
-                    || q.dids.iter().any(|d| d.as_str() == extension.as_str())
-            });
-        if taken {
+        if let Some(route) = plan.route(extension.as_str()) {
             return Err(invalid(
                 key,
-                format!("{extension} is already an agent, queue or DID"),
+                format!("{extension} is already an agent, queue, IVR or DID ({route})"),
             ));
         }
         if let Some(j) = out.iter().position(|o| {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::config::{Config, TestAction};
+use crate::config::Config;
 use crate::media::control::MediaEvent;
 use crate::media::jitter::JitterConfig;
 use crate::media::player::Prompt;
@@ -38,7 +38,7 @@ pub enum ServerError {
     Media(#[from] media::MediaRuntimeError),
     #[error("recordings: {0}")]
     Recorder(#[from] crate::media::record::RecordError),
-    #[error("test_extensions: {0}")]
+    #[error("prompt: {0}")]
     Prompt(#[from] crate::media::player::PromptError),
 }
 
@@ -177,17 +177,17 @@ pub async fn run_until(
 /// chunk per call of its worker).
 const RECORDER_QUEUE: usize = 500;
 
-/// The prompts the test extensions play, loaded once.
+/// Every prompt the configuration plays, loaded once; a missing or
+/// unreadable file stops the start with an error naming it.
 fn load_prompts(config: &Config) -> Result<HashMap<PathBuf, Prompt>, ServerError> {
     let mut prompts = HashMap::new();
-    for t in &config.test_extensions {
-        if let TestAction::Prompt(path) = &t.action {
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            prompts.insert(path.clone(), Prompt::load(&name, path)?);
-        }
+    for path in config.prompt_paths() {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let prompt = Prompt::load(&name, &path)?;
+        prompts.insert(path, prompt);
     }
     Ok(prompts)
 }
@@ -354,5 +354,49 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    #[test]
+    fn loads_every_prompt_of_the_demo_configuration() -> TestResult {
+        let config = Config::from_toml_str(
+            include_str!("../../config/switchboard.toml"),
+            std::path::Path::new("switchboard.toml"),
+        )?;
+        let prompts = load_prompts(&config)?;
+        assert_eq!(prompts.len(), config.prompt_paths().len());
+        let menu = config.media.prompt_path(&"main-menu".parse()?);
+        assert_eq!(prompts.get(&menu).map(Prompt::name), Some("main-menu"));
+        Ok(())
+    }
+
+    #[test]
+    fn an_unreadable_prompt_stops_the_start_naming_the_file() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let bad = dir.path().join("hold-music.wav");
+        std::fs::write(&bad, b"not a wav file")?;
+        let config = Config::from_toml_str(
+            &format!(
+                "[media]\nsounds_dir = {:?}\n",
+                dir.path().display().to_string()
+            ),
+            std::path::Path::new("test.toml"),
+        )?;
+        match load_prompts(&config) {
+            Err(err @ ServerError::Prompt(_)) => {
+                assert!(
+                    err.to_string().contains(&bad.display().to_string()),
+                    "{err}"
+                );
+            }
+            other => return Err(format!("expected a prompt error, got {other:?}").into()),
+        }
+        Ok(())
     }
 }
