@@ -148,6 +148,23 @@ fn a_queued_caller_is_bridged_to_the_agent_who_logs_in_and_recorded() {
         0.0,
         "caller leaked into the right: {r:?}"
     );
+
+    let records = call_records(&gw);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let cdr = &records[0];
+    assert_eq!(cdr.direction, CallDirection::Inbound);
+    assert_eq!(cdr.outcome, CallOutcome::Answered);
+    assert_eq!(cdr.caller, "+15551230001");
+    assert_eq!(cdr.dialled, "+15550100");
+    assert_eq!(cdr.queue.as_ref().map(|q| q.as_str()), Some("support"));
+    assert_eq!(cdr.agent.as_ref().map(|a| a.as_str()), Some("1001"));
+    assert_eq!(cdr.hung_up_by, Some(HungUpBy::Caller));
+    assert!(cdr.wait >= Duration::from_secs(7), "{cdr:?}");
+    assert!(cdr.talk >= Duration::from_secs(4), "{cdr:?}");
+    assert!(cdr.recording.is_some(), "{cdr:?}");
+    let quality = cdr.caller_quality.as_ref().expect("caller leg quality");
+    assert!(quality.packets_received > 200, "{quality:?}");
+    assert!(cdr.agent_quality.is_some(), "{cdr:?}");
 }
 
 /// The agent heard the caller: checked on the agent's phone itself.
@@ -241,5 +258,18 @@ fn an_unanswered_offer_moves_to_the_next_agent() {
     assert!(
         first.is_some() && second.is_some() && first < second,
         "{log}"
+    );
+    let records = call_records(&gw);
+    let offers: Vec<(&str, OfferResult)> = records[0]
+        .offers
+        .iter()
+        .map(|o| (o.agent.as_str(), o.result))
+        .collect();
+    assert_eq!(
+        offers,
+        [
+            ("1001", OfferResult::RingTimeout),
+            ("1002", OfferResult::Answered)
+        ]
     );
 }

@@ -58,6 +58,7 @@ impl Phone {
                     _ => {}
                 },
                 Output::Media(c) => self.media.push(c),
+                Output::CallRecord(_) => {}
                 Output::Registrar(_) => {}
             }
         }
