@@ -14,7 +14,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::audio::*;
-use common::{stored_contacts, Gateway};
+use common::{sipp_at, stored_contacts, Gateway};
 use switchboard::call::record::{CallDirection, CallOutcome, CallRecord, HungUpBy, OfferResult};
 use switchboard::media::codec::goertzel::mean_square;
 use switchboard::storage::{CallRecordFilter, Store};
@@ -272,4 +272,27 @@ fn an_unanswered_offer_moves_to_the_next_agent() {
             ("1002", OfferResult::Answered)
         ]
     );
+}
+
+/// The carrier's call for the IVR DID (+15550101 in the demo) hears the
+/// menu; pressing 1 (RFC 4733, SIPp's capture) sends it to the sales queue;
+/// the call record keeps the choice.
+#[test]
+fn an_ivr_choice_routes_the_caller_to_its_queue() {
+    let _serial = serial();
+    let rec = tempfile::tempdir().unwrap();
+    let gw = gateway(rec.path(), "");
+    let (ok, out) = sipp_at(
+        &gw,
+        Some(CARRIER_PORT),
+        "carrier_ivr_dtmf.xml",
+        &["-s", "+15550101", "-m", "1"],
+    );
+    assert!(ok, "carrier_ivr_dtmf failed:\n{out}\n{}", gw.log());
+    gw.wait_for_log("route=queue:sales", Duration::from_secs(5));
+    let records = call_records(&gw);
+    let cdr = &records[0];
+    assert_eq!(cdr.ivr_choices, "1", "{cdr:?}");
+    assert_eq!(cdr.queue.as_ref().map(|q| q.as_str()), Some("sales"));
+    assert_eq!(cdr.outcome, CallOutcome::Abandoned, "{cdr:?}");
 }

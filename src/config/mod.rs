@@ -475,6 +475,47 @@ pub struct TrunkRegistration {
 }
 
 /// One `[[queues]]` entry.
+/// Calls routed to one agent (`agent:<id>` in the dial plan, a menu or an
+/// overflow) wait in that agent's own queue, `agent.<id>`, so that the ACD
+/// stays the one owner of agent state: such a call rings the agent only when
+/// available, and follows the same ring, wrap-up and record rules.
+pub const PERSONAL_QUEUE_PREFIX: &str = "agent.";
+
+impl Queue {
+    /// The own queue of `agent`: ring-all over that agent alone, no one
+    /// joins it while the agent is logged out, and callers waiting longer
+    /// than a minute hear `overflow_message` (then our BYE). `None` for an
+    /// id too long to name a queue.
+    pub fn personal(
+        agent: &AgentId,
+        music: PromptName,
+        overflow_message: PromptName,
+    ) -> Option<Queue> {
+        let name = format!("{PERSONAL_QUEUE_PREFIX}{agent}").parse().ok()?;
+        Some(Queue {
+            name,
+            extension: None,
+            dids: Vec::new(),
+            agents: vec![agent.clone()],
+            strategy: crate::call::acd::Strategy::RingAll,
+            penalties: std::collections::HashMap::new(),
+            ring_timeout: crate::call::acd::DEFAULT_RING_TIMEOUT,
+            wrap_up: crate::call::acd::DEFAULT_WRAP_UP,
+            max_wait: Some(Duration::from_secs(60)),
+            max_callers: None,
+            join_empty: false,
+            leave_when_empty: true,
+            greeting: None,
+            music,
+            announce_every: None,
+            announce_position: false,
+            announce_wait: false,
+            record: true,
+            overflow: Route::Message(overflow_message),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queue {
     /// `name`; unique.

@@ -683,6 +683,15 @@ fn queues(
     let mut queues = Vec::with_capacity(raw.len());
     for (i, q) in raw.into_iter().enumerate() {
         let name: QueueName = parse(&format!("queues[{i}].name"), &q.name)?;
+        if name.as_str().starts_with(super::PERSONAL_QUEUE_PREFIX) {
+            return Err(invalid(
+                format!("queues[{i}].name"),
+                format!(
+                    "names starting with {:?} are the agents' own queues",
+                    super::PERSONAL_QUEUE_PREFIX
+                ),
+            ));
+        }
         if let Some(first) = names.insert(name.clone(), i) {
             return Err(invalid(
                 format!("queues[{i}].name"),

@@ -19,7 +19,7 @@ use crate::media::player::Prompt;
 use crate::media::record::RecorderConfig;
 use crate::media::session::SessionConfig;
 use crate::net::{ListenSpec, NetError, NetEvent, NetLimits, Network, Outbound};
-use crate::sip::endpoint::{Endpoint, EndpointConfig, Input, Output, QueueMedia, QueueSettings};
+use crate::sip::endpoint::{Endpoint, EndpointConfig, Input, Output};
 use crate::sip::flow::Flow;
 use crate::storage::{BindingWriter, CallRecordWriter, StorageError, Store};
 
@@ -109,10 +109,11 @@ pub async fn run_until(
     let mut endpoint_config = EndpointConfig::from_config(&config);
     // The real ports (a configured port 0 is chosen by the system).
     endpoint_config.listen = network.local_addrs();
+    let prompts = load_prompts(&config)?;
     if let Some(media) = endpoint_config.media.as_mut() {
-        media.prompts = load_prompts(&config)?;
+        media.prompts = prompts.clone();
     }
-    endpoint_config.queues = queue_settings(&config)?;
+    endpoint_config.queues.prompts = prompts;
     let mut endpoint = Endpoint::new(endpoint_config, now)?;
     let restored = persist::restore(endpoint.registrar_mut(), now, SystemTime::now(), stored);
     info!(bindings = restored, "registrations restored");
@@ -190,36 +191,6 @@ fn load_prompts(config: &Config) -> Result<HashMap<PathBuf, Prompt>, ServerError
         prompts.insert(path, prompt);
     }
     Ok(prompts)
-}
-
-/// The queues and the prompts they play, loaded once: the greeting, hold
-/// music and overflow message from the sounds directory.
-fn queue_settings(config: &Config) -> Result<QueueSettings, ServerError> {
-    let load = |name: &str| -> Result<Prompt, ServerError> {
-        let path = config.media.sounds_dir.join(format!("{name}.wav"));
-        Ok(Prompt::load(name, &path)?)
-    };
-    let greeting = load("welcome")?;
-    let music = load("hold-music")?;
-    let busy = load("all-agents-busy")?;
-    let media = config
-        .queues
-        .iter()
-        .map(|q| {
-            let m = QueueMedia {
-                greeting: Some(greeting.clone()),
-                music: Some(music.clone()),
-                overflow_message: Some(busy.clone()),
-                record: true,
-            };
-            (q.name.clone(), m)
-        })
-        .collect();
-    Ok(QueueSettings {
-        queues: config.queues.clone(),
-        media,
-        hold_music: Some(music),
-    })
 }
 
 /// Where the endpoint's outputs go.

@@ -212,19 +212,25 @@ fn free_media_port(ip: &str) -> u16 {
 /// Ports are chosen free but other tests run meanwhile: a run that could
 /// not bind its sockets is tried again.
 pub fn sipp(gw: &Gateway, scenario: &str, args: &[&str]) -> (bool, String) {
-    let mut result = sipp_once(gw, scenario, args);
+    sipp_at(gw, None, scenario, args)
+}
+
+/// Like [`sipp`], with SIPp's SIP socket on `port` when given (a carrier
+/// must send from the trunk's peer address).
+pub fn sipp_at(gw: &Gateway, port: Option<u16>, scenario: &str, args: &[&str]) -> (bool, String) {
+    let mut result = sipp_once(gw, port, scenario, args);
     for _ in 0..2 {
         if result.0 || !result.1.contains("Unable to bind") {
             break;
         }
-        result = sipp_once(gw, scenario, args);
+        result = sipp_once(gw, port, scenario, args);
     }
     result
 }
 
-fn sipp_once(gw: &Gateway, scenario: &str, args: &[&str]) -> (bool, String) {
+fn sipp_once(gw: &Gateway, port: Option<u16>, scenario: &str, args: &[&str]) -> (bool, String) {
     require("sipp");
-    let local = free_port(&gw.ip);
+    let local = port.unwrap_or_else(|| free_port(&gw.ip));
     let media = free_media_port(&gw.ip);
     let out = Command::new("sipp")
         .current_dir(sipp_dir())

@@ -48,7 +48,7 @@ pub use table::{Dialogs, InviteResponse};
 /// tag. Tags are compared byte for byte, like the Call-ID (as the
 /// transaction keys do). A peer following RFC 2543 may send no tag at all;
 /// RFC 3261 §12.1.1 and §12.1.2 call that a null tag, stored here as "".
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DialogId {
     pub call_id: CallId,
     pub local_tag: String,

@@ -100,8 +100,8 @@ pub(super) struct TestStart {
 #[derive(Debug)]
 pub(super) enum PendingStart {
     Test(TestStart),
-    /// A caller for a queue.
-    Queue(super::queue_calls::QueueStart),
+    /// A caller for a queue or a menu.
+    Routed(super::routing::CallerStart),
     /// An agent's feature code: a confirmation tone, then our BYE.
     Feature(Player),
 }
@@ -434,11 +434,11 @@ impl Endpoint {
         };
         match start {
             PendingStart::Test(start) => self.start_test_media(id, negotiated, start),
-            PendingStart::Queue(start) => self.start_queue_media(now, id, negotiated, start),
+            PendingStart::Routed(start) => self.start_routed_media(now, id, negotiated, start),
             PendingStart::Feature(player) => {
                 let session = self.new_session();
                 self.open_leg(id, session, LegId::Caller, negotiated, Feed::Play(player));
-                self.calls.set_role(id, Role::Feature);
+                self.calls.set_role(id, Role::Goodbye);
             }
         }
     }
@@ -604,7 +604,7 @@ impl Endpoint {
                 None
             }
             Method::Invite | Method::Update => Some(self.reinvite(now, id, request)),
-            Method::Info => Some(self.info_digit(id, request)),
+            Method::Info => Some(self.info_digit(now, id, request)),
             _ => None,
         }
     }
@@ -691,7 +691,7 @@ impl Endpoint {
     }
 
     /// SIP INFO with a DTMF body (application/dtmf-relay, application/dtmf).
-    fn info_digit(&mut self, id: &DialogId, request: &Request) -> Response {
+    fn info_digit(&mut self, now: Instant, id: &DialogId, request: &Request) -> Response {
         let content_type = request.headers.get(&HeaderName::ContentType).unwrap_or("");
         let digit = match parse_info_body(content_type, &request.body) {
             Ok(d) => d,
@@ -716,6 +716,9 @@ impl Endpoint {
                         digit: digit.digit,
                         duration: Duration::from_millis(u64::from(digit.duration_ms.max(40))),
                     }));
+            }
+            if call.role == Some(Role::Ivr) {
+                self.ivr_digit(now, id, digit.digit);
             }
         }
         self.reply(request, 200)
@@ -745,7 +748,7 @@ impl Endpoint {
         self.outputs
             .push_back(Output::Media(MediaCommand::CloseLeg { session, leg }));
         if let Some(role) = &role {
-            self.role_leg_ending(now, role, why);
+            self.role_leg_ending(now, id, role, why);
         }
         if let Some(p) = partner {
             self.hang_up(now, &p, "partner hung up");
@@ -858,6 +861,9 @@ impl Endpoint {
                 if let Some(call) = self.calls.calls.get_mut(&id) {
                     call.digits.push(digit);
                     info!(call = %call.call_id, %digit, source = "rfc4733", "dtmf digit received");
+                    if call.role == Some(Role::Ivr) {
+                        self.ivr_digit(now, &id, digit);
+                    }
                 }
             }
             MediaEvent::Dead { session, leg } => {

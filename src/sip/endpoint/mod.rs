@@ -13,6 +13,7 @@ mod qualify;
 mod queue_calls;
 mod register;
 mod requests;
+mod routing;
 #[cfg(test)]
 mod tests;
 mod trunks;
@@ -29,7 +30,7 @@ use crate::media::control::{MediaCommand, MediaEvent};
 use crate::media::sdp::Preferences;
 
 pub use calls::MediaSettings;
-pub use queue_calls::{QueueMedia, QueueSettings};
+pub use queue_calls::QueueSettings;
 
 use super::auth::{
     ConfigError as AuthConfigError, DigestVerifier, FailureLimiter, UserSecret, VerifierConfig,
@@ -138,8 +139,20 @@ impl EndpointConfig {
                 prompts: HashMap::new(),
             }),
             queues: QueueSettings {
-                queues: config.queues.clone(),
-                ..QueueSettings::default()
+                queues: config
+                    .queues
+                    .iter()
+                    .cloned()
+                    .chain(config.agents.iter().filter_map(|a| {
+                        let busy = "all-agents-busy".parse().ok()?;
+                        crate::config::Queue::personal(&a.id, config.media.hold_music.clone(), busy)
+                    }))
+                    .collect(),
+                ivr: config.ivr.clone(),
+                dial_plan: config.dial_plan.clone(),
+                hold_music: Some(config.media.hold_music.clone()),
+                sounds_dir: config.media.sounds_dir.clone(),
+                prompts: HashMap::new(),
             },
         }
     }

@@ -14,7 +14,9 @@
 //! call. Ring timeouts come from the ACD as `CancelOffer` (our CANCEL,
 //! RFC 3261 §9.1).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,20 +30,18 @@ use super::super::message::{
 };
 use super::super::transaction::ClientTxId;
 use super::calls::PendingStart;
+use super::routing::Caller;
 use super::{ClientOutcome, ClientPurpose, Endpoint, Output};
 use crate::call::acd::{self, Acd, AcdConfig, AgentState, OverflowReason, PauseReason};
-use crate::call::record::{
-    CallDirection, CallOutcome, CallRecordBuilder, HungUpBy, LegQuality, OfferResult,
-};
-use crate::config::{AgentId, Queue, QueueName};
+use crate::call::announce::{position_announcement, AnnouncementPrompts};
+use crate::call::record::{CallOutcome, CallRecordBuilder, HungUpBy, LegQuality, OfferResult};
+use crate::config::{AgentId, DialPlan, IvrMenu, IvrName, PromptName, Queue, QueueName, Route};
 use crate::media::control::LegReport;
 use crate::media::control::MediaCommand;
 use crate::media::player::{PlayItem, Player, Prompt};
 use crate::media::ports::PortPair;
 use crate::media::relay::LegId;
-use crate::media::sdp::{
-    accept_answer, make_offer, Direction, LocalMedia, Negotiated, SessionDescription,
-};
+use crate::media::sdp::{accept_answer, make_offer, Direction, LocalMedia, SessionDescription};
 use crate::media::session::{Feed, SessionId};
 
 /// A call's number in the ACD.
@@ -54,39 +54,34 @@ pub(super) enum Role {
     Caller(QueueCallId),
     /// The agent who answered a queued call (our INVITE).
     Agent(QueueCallId, AgentId),
-    /// An agent's feature code: hung up once its confirmation has played.
-    Feature,
+    /// A caller in an IVR menu (`QueueCalls::ivr_calls`).
+    Ivr,
+    /// Hears a last prompt (a feature code's beeps, a message route), then
+    /// our BYE.
+    Goodbye,
 }
 
-/// What a queue's caller starts with once its media is negotiated.
-#[derive(Debug)]
-pub(super) struct QueueStart {
-    pub(super) queue: QueueName,
-    pub(super) caller: String,
-    pub(super) dialled: String,
-    /// From a carrier's trunk (else an agent dialled the queue).
-    pub(super) from_trunk: bool,
-    /// When the call arrived (answered by us).
-    pub(super) arrived: std::time::SystemTime,
-}
-
-/// How a queue sounds and whether it records.
-#[derive(Debug, Clone)]
-pub struct QueueMedia {
-    pub greeting: Option<Prompt>,
-    pub music: Option<Prompt>,
-    /// Played when the caller leaves the queue without an agent.
-    pub overflow_message: Option<Prompt>,
-    pub record: bool,
-}
-
-/// The queues and the prompts they play, from the configuration.
+/// The queues, IVR menus and dial plan, and the prompts they play.
 #[derive(Debug, Clone, Default)]
 pub struct QueueSettings {
     pub queues: Vec<Queue>,
-    pub media: HashMap<QueueName, QueueMedia>,
+    pub ivr: Vec<IvrMenu>,
+    pub dial_plan: DialPlan,
     /// What a caller hears while the agent holds the call.
-    pub hold_music: Option<Prompt>,
+    pub hold_music: Option<PromptName>,
+    pub sounds_dir: PathBuf,
+    /// Every prompt the configuration names, loaded once by the runtime.
+    pub prompts: HashMap<PathBuf, Prompt>,
+}
+
+impl QueueSettings {
+    pub(super) fn prompt(&self, name: &PromptName) -> Option<Prompt> {
+        self.prompts.get(&name.path(&self.sounds_dir)).cloned()
+    }
+
+    pub(super) fn queue(&self, name: &QueueName) -> Option<&Queue> {
+        self.queues.iter().find(|q| &q.name == name)
+    }
 }
 
 /// An agent's phone ringing with a call: our INVITE.
@@ -109,26 +104,22 @@ struct Ringing {
 enum Waiting {
     Greeting,
     Music,
-    /// The queue's overflow message; the call ends when it has played.
-    Leaving,
+    /// Position and estimated wait; music again after it.
+    Announcement,
 }
 
 #[derive(Debug)]
 struct QueueCall {
-    caller: DialogId,
-    /// The caller leg's SIP Call-ID.
-    call_id: String,
-    session: SessionId,
+    who: Caller,
     queue: QueueName,
-    caller_number: String,
-    dialled: String,
     waiting: Waiting,
     agent: Option<(AgentId, DialogId)>,
     held: bool,
-    record: CallRecordBuilder,
     /// The caller's leg has ended: offers withdrawn now are cancellations,
     /// not missed rings.
     ending: bool,
+    /// When the next position announcement is due.
+    next_announce: Option<Instant>,
 }
 
 /// A call whose legs have ended, waiting for their media reports before its
@@ -149,6 +140,13 @@ pub(super) struct QueueCalls {
     /// the 2xx until the INVITE transaction ends (RFC 6026 §7.2).
     acks: HashMap<ClientTxId, (Flow, Bytes)>,
     closing: HashMap<SessionId, Closing>,
+    /// Position announcements due, earliest first.
+    announce_at: BTreeSet<(Instant, QueueCallId)>,
+    announcements: Option<AnnouncementPrompts>,
+    pub(super) menus: HashMap<IvrName, Arc<IvrMenu>>,
+    pub(super) ivr_calls: HashMap<DialogId, super::routing::IvrCall>,
+    /// IVR key timeouts due, earliest first.
+    pub(super) ivr_at: BTreeSet<(Instant, DialogId)>,
     next: u64,
 }
 
@@ -163,6 +161,27 @@ impl QueueCalls {
                 None
             }
         };
+        let announcements = settings
+            .queues
+            .iter()
+            .any(|q| q.announce_every.is_some())
+            .then(|| {
+                AnnouncementPrompts::from_lookup(|name| {
+                    name.parse::<PromptName>()
+                        .ok()
+                        .and_then(|p| settings.prompt(&p))
+                })
+            })
+            .and_then(|loaded| {
+                loaded
+                    .map_err(|error| warn!(%error, "queue announcements disabled"))
+                    .ok()
+            });
+        let menus = settings
+            .ivr
+            .iter()
+            .map(|m| (m.name.clone(), Arc::new(m.clone())))
+            .collect();
         QueueCalls {
             acd,
             settings,
@@ -170,33 +189,42 @@ impl QueueCalls {
             ringing: HashMap::new(),
             acks: HashMap::new(),
             closing: HashMap::new(),
+            announce_at: BTreeSet::new(),
+            announcements,
+            menus,
+            ivr_calls: HashMap::new(),
+            ivr_at: BTreeSet::new(),
             next: 1,
         }
     }
 
-    /// The queue a dialled number reaches: its extension or one of its DIDs
-    /// (with or without the leading `+`, as carriers vary).
-    fn queue_for(&self, dialled: &str) -> Option<QueueName> {
-        let bare = dialled.strip_prefix('+').unwrap_or(dialled);
-        self.settings
-            .queues
-            .iter()
-            .find(|q| {
-                q.extension.as_ref().is_some_and(|e| e.as_str() == dialled)
-                    || q.dids
-                        .iter()
-                        .any(|d| d.as_str().strip_prefix('+').unwrap_or(d.as_str()) == bare)
-            })
-            .map(|q| q.name.clone())
+    pub(super) fn has_acd(&self) -> bool {
+        self.acd.is_some()
+    }
+
+    pub(super) fn settings(&self) -> &QueueSettings {
+        &self.settings
+    }
+
+    /// Where a dialled number goes.
+    pub(super) fn route(&self, dialled: &str) -> Option<Route> {
+        self.settings.dial_plan.route(dialled)
     }
 
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
-        self.acd.as_ref().and_then(Acd::poll_timeout)
+        [
+            self.acd.as_ref().and_then(Acd::poll_timeout),
+            self.announce_at.first().map(|(at, _)| *at),
+            self.ivr_at.first().map(|(at, _)| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
 /// A player for a prompt played once.
-fn once(prompt: &Prompt) -> Feed {
+pub(super) fn once(prompt: &Prompt) -> Feed {
     Feed::Play(Player::new(vec![PlayItem::Prompt(prompt.clone())], false))
 }
 
@@ -209,93 +237,112 @@ fn looping(prompt: Option<&Prompt>) -> Feed {
 }
 
 impl Endpoint {
-    /// Answers an INVITE for a queue, if the dialled number is one.
-    pub(super) fn queue_call(
-        &mut self,
-        now: Instant,
-        request: &Request,
-        source: &Flow,
-        from_trunk: bool,
-    ) -> Option<Response> {
-        let dialled = Self::dialled(request);
-        let queue = self.queues.queue_for(&dialled)?;
-        if self.queues.acd.is_none() {
-            return Some(self.reply(request, 480));
-        }
-        let start = PendingStart::Queue(QueueStart {
-            queue,
-            caller: Self::caller_user(request),
-            dialled: dialled.clone(),
-            from_trunk,
-            arrived: self.wall(now),
-        });
-        Some(self.answer_call(now, request, source, &dialled, start))
-    }
-
-    /// The caller's media is up: greeting (then music), and into the queue.
-    pub(super) fn start_queue_media(
-        &mut self,
-        now: Instant,
-        id: &DialogId,
-        negotiated: Negotiated,
-        start: QueueStart,
-    ) {
-        let Some(call_id) = self.calls.call_id_of(id) else {
-            return;
-        };
+    /// The caller enters a queue (from the dial plan, an IVR choice or
+    /// another queue's overflow): greeting, then music, and the ACD.
+    pub(super) fn enqueue_caller(&mut self, now: Instant, mut who: Caller, queue: QueueName) {
         let qid = acd::CallId(self.queues.next);
         self.queues.next += 1;
-        let session = self.new_session();
-        let media = self.queues.settings.media.get(&start.queue).cloned();
-        let greeting = media.as_ref().and_then(|m| m.greeting.as_ref());
-        let (feed, waiting) = match greeting {
+        let config = self.queues.settings.queue(&queue);
+        let greeting = config
+            .and_then(|q| q.greeting.as_ref())
+            .and_then(|g| self.queues.settings.prompt(g));
+        let music = config.and_then(|q| self.queues.settings.prompt(&q.music));
+        let (feed, waiting) = match &greeting {
             Some(g) => (once(g), Waiting::Greeting),
-            None => (
-                looping(media.as_ref().and_then(|m| m.music.as_ref())),
-                Waiting::Music,
-            ),
+            None => (looping(music.as_ref()), Waiting::Music),
         };
-        self.open_leg(id, session, LegId::Caller, negotiated, feed);
-        self.calls.set_role(id, Role::Caller(qid));
-        info!(call = %call_id, queue = %start.queue, acd_call = %qid, "caller queued");
-        let direction = if start.from_trunk {
-            CallDirection::Inbound
-        } else {
-            CallDirection::Internal
+        let next_announce = match waiting {
+            Waiting::Music => self.announce_due(now, &queue),
+            _ => None,
         };
-        let mut record = CallRecordBuilder::new(
-            call_id.clone(),
-            direction,
-            start.caller.clone(),
-            start.dialled.clone(),
-            start.arrived,
-        );
-        record.queued(start.queue.clone(), self.wall(now));
+        self.outputs.push_back(Output::Media(MediaCommand::SetFeed {
+            session: who.session,
+            leg: LegId::Caller,
+            feed,
+        }));
+        self.calls.set_role(&who.dialog, Role::Caller(qid));
+        info!(call = %who.call_id, %queue, acd_call = %qid, "caller queued");
+        who.record.queued(queue.clone(), self.wall(now));
+        let dialog = who.dialog.clone();
+        if let Some(at) = next_announce {
+            self.queues.announce_at.insert((at, qid));
+        }
         self.queues.calls.insert(
             qid,
             QueueCall {
-                caller: id.clone(),
-                call_id,
-                session,
-                queue: start.queue.clone(),
-                caller_number: start.caller,
-                dialled: start.dialled,
+                who,
+                queue: queue.clone(),
                 waiting,
                 agent: None,
                 held: false,
-                record,
                 ending: false,
+                next_announce,
             },
         );
         let entered = match self.queues.acd.as_mut() {
-            Some(acd) => acd.enqueue(now, qid, &start.queue, 0),
-            None => Err(acd::AcdError::UnknownQueue(start.queue)),
+            Some(acd) => acd.enqueue(now, qid, &queue, 0),
+            None => Err(acd::AcdError::UnknownQueue(queue)),
         };
         if let Err(error) = entered {
             warn!(%error, "caller not queued: hanging up");
-            self.hang_up(now, id, "queue refused the call");
+            self.hang_up(now, &dialog, "queue refused the call");
         }
         self.pump_acd(now);
+    }
+
+    /// When a caller who starts hearing music now is next told its
+    /// position, if the queue announces.
+    fn announce_due(&self, now: Instant, queue: &QueueName) -> Option<Instant> {
+        self.queues.announcements.as_ref()?;
+        let every = self.queues.settings.queue(queue)?.announce_every?;
+        Some(now + every)
+    }
+
+    /// Position announcements that are due: each caller still waiting with
+    /// music hears its position and estimated wait, then music again.
+    fn announce(&mut self, now: Instant) {
+        while let Some(&(at, qid)) = self.queues.announce_at.first() {
+            if at > now {
+                break;
+            }
+            self.queues.announce_at.remove(&(at, qid));
+            let status = self
+                .queues
+                .acd
+                .as_ref()
+                .and_then(|a| a.call_status(now, qid));
+            let (Some(q), Some(status), Some(prompts)) = (
+                self.queues.calls.get_mut(&qid),
+                status,
+                self.queues.announcements.as_ref(),
+            ) else {
+                continue;
+            };
+            q.next_announce = None;
+            if q.agent.is_some() || q.waiting != Waiting::Music {
+                continue;
+            }
+            let Some(config) = self.queues.settings.queue(&q.queue) else {
+                continue;
+            };
+            let items = position_announcement(
+                prompts,
+                status.position,
+                status.estimated_wait,
+                config.announce_position,
+                config.announce_wait,
+            );
+            if items.is_empty() {
+                continue;
+            }
+            q.waiting = Waiting::Announcement;
+            debug!(acd_call = %qid, position = status.position, "position announced");
+            self.outputs.push_back(Output::Media(MediaCommand::SetFeed {
+                session: q.who.session,
+                leg: LegId::Caller,
+                feed: Feed::Play(Player::new(items, false)),
+            }));
+        }
     }
 
     pub(super) fn queues_handle_timeout(&mut self, now: Instant) {
@@ -303,6 +350,8 @@ impl Endpoint {
             acd.handle_timeout(now);
         }
         self.pump_acd(now);
+        self.announce(now);
+        self.ivr_handle_timeout(now);
     }
 
     /// Carries out what the ACD decided.
@@ -342,12 +391,7 @@ impl Endpoint {
                             CallOutcome::Overflowed
                         }
                     };
-                    let wall = self.wall(now);
-                    if let Some(q) = self.queues.calls.get_mut(&call) {
-                        let why = format!("{reason:?}");
-                        q.record.ended(wall, outcome, Some(HungUpBy::Gateway), why);
-                    }
-                    self.leave_queue(now, call);
+                    self.leave_queue(now, call, outcome, format!("{reason:?}"));
                 }
                 acd::Output::Queued {
                     call,
@@ -370,8 +414,12 @@ impl Endpoint {
                     let wall = self.wall(now);
                     if let Some(q) = self.queues.calls.get_mut(&call) {
                         let why = "caller hung up while queued";
-                        q.record
-                            .ended(wall, CallOutcome::Abandoned, Some(HungUpBy::Caller), why);
+                        q.who.record.ended(
+                            wall,
+                            CallOutcome::Abandoned,
+                            Some(HungUpBy::Caller),
+                            why,
+                        );
                     }
                 }
                 acd::Output::Agent(event) => info!(
@@ -424,15 +472,15 @@ impl Endpoint {
         let host = self.local_host(&flow);
         let mut from = NameAddr::new(
             SipUri::new(host.clone())
-                .with_user(if q.caller_number.is_empty() {
+                .with_user(if q.who.number.is_empty() {
                     "anonymous"
                 } else {
-                    &q.caller_number
+                    &q.who.number
                 })
                 .into(),
         )
         .with_tag(&self.ids.tag());
-        from.display = Some(format!("{} ({})", q.caller_number, q.queue));
+        from.display = Some(format!("{} ({})", q.who.number, q.queue));
         let to = NameAddr::new(
             SipUri::new(super::local_host_of(&self.config.domain, &flow))
                 .with_user(agent.as_str())
@@ -479,7 +527,7 @@ impl Endpoint {
                 info!(%agent, acd_call = %call, contact = %binding.key, "ringing agent");
                 let wall = self.wall(now);
                 if let Some(q) = self.queues.calls.get_mut(&call) {
-                    q.record.offered(agent.clone(), wall);
+                    q.who.record.offered(agent.clone(), wall);
                 }
                 self.clients.insert(tx, ClientPurpose::Offer);
                 self.queues.ringing.insert(
@@ -527,7 +575,7 @@ impl Endpoint {
             } else {
                 OfferResult::RingTimeout
             };
-            q.record.offer_ended(agent, wall, result);
+            q.who.record.offer_ended(agent, wall, result);
         }
         if let Err(error) = self.tx.cancel(now, tx) {
             debug!(%error, "nothing to cancel");
@@ -601,7 +649,7 @@ impl Endpoint {
                 };
                 let wall = self.wall(now);
                 if let Some(q) = self.queues.calls.get_mut(&ringing.call) {
-                    q.record.offer_ended(&ringing.agent, wall, result);
+                    q.who.record.offer_ended(&ringing.agent, wall, result);
                 }
                 if let Some(acd) = self.queues.acd.as_mut() {
                     // 486 Busy Here, 600 Busy Everywhere, 603 Decline: the
@@ -674,7 +722,7 @@ impl Endpoint {
             .then(|| self.queues.calls.get(&ringing.call))
             .flatten()
             .filter(|q| q.agent.is_none())
-            .map(|q| (q.session, q.caller.clone()));
+            .map(|q| (q.who.session, q.who.dialog.clone()));
         let Some((session, caller)) = bridged else {
             // Ring-all: another agent was first; or the caller has gone.
             info!(agent = %ringing.agent, "answer for a call already taken or ended: hanging up");
@@ -703,24 +751,23 @@ impl Endpoint {
             return;
         };
         q.agent = Some((ringing.agent.clone(), id));
-        q.record.answered(ringing.agent.clone(), now_wall);
-        info!(call = %q.call_id, agent = %ringing.agent, queue = %q.queue, "call bridged");
+        q.who.record.answered(ringing.agent.clone(), now_wall);
+        info!(call = %q.who.call_id, agent = %ringing.agent, queue = %q.queue, "call bridged");
         let record = self
             .queues
             .settings
-            .media
-            .get(&q.queue)
-            .is_some_and(|m| m.record);
+            .queue(&q.queue)
+            .is_some_and(|c| c.record);
         if record {
             let who = (
-                q.caller_number.clone(),
-                q.dialled.clone(),
+                q.who.number.clone(),
+                q.who.dialled.clone(),
                 format!("agent {}", ringing.agent),
             );
-            let call_id = q.call_id.clone();
+            let call_id = q.who.call_id.clone();
             let path = self.start_recording(session, &call_id, now_wall, who);
             if let Some(q) = self.queues.calls.get_mut(&ringing.call) {
-                q.record.recording(path);
+                q.who.record.recording(path);
             }
         }
         self.pump_acd(now);
@@ -738,61 +785,64 @@ impl Endpoint {
     }
 
     /// The ACD sends a caller away (queue full, waited too long, nobody
-    /// logged in): the overflow message, then our BYE.
-    fn leave_queue(&mut self, now: Instant, call: QueueCallId) {
-        let Some(q) = self.queues.calls.get_mut(&call) else {
+    /// logged in): to the queue's overflow route (another queue, a menu,
+    /// a message then our BYE).
+    fn leave_queue(&mut self, now: Instant, call: QueueCallId, outcome: CallOutcome, why: String) {
+        let Some(mut q) = self.queues.calls.remove(&call) else {
             return;
         };
-        q.waiting = Waiting::Leaving;
-        let (session, caller) = (q.session, q.caller.clone());
-        let message = self
+        if let Some(at) = q.next_announce {
+            self.queues.announce_at.remove(&(at, call));
+        }
+        let route = self
             .queues
             .settings
-            .media
-            .get(&q.queue)
-            .and_then(|m| m.overflow_message.clone());
-        match message {
-            Some(m) => self.outputs.push_back(Output::Media(MediaCommand::SetFeed {
-                session,
-                leg: LegId::Caller,
-                feed: once(&m),
-            })),
-            None => self.hang_up(now, &caller, "left the queue"),
+            .queue(&q.queue)
+            .map_or(Route::Hangup, |c| c.overflow.clone());
+        if !matches!(route, Route::Queue(_) | Route::Ivr(_)) {
+            let wall = self.wall(now);
+            q.who
+                .record
+                .ended(wall, outcome, Some(HungUpBy::Gateway), why);
         }
+        self.route_caller(now, q.who, route);
     }
 
-    /// A prompt played to its end on a queue caller's or a feature call's
-    /// leg: greeting → music; overflow message → hang up; feature
-    /// confirmation → hang up.
+    /// A prompt played to its end: greeting or announcement → music; a
+    /// menu's prompt → its key timeout; a last message → our BYE.
     pub(super) fn role_playback_done(&mut self, now: Instant, id: &DialogId, role: &Role) {
         match role {
-            Role::Feature => self.hang_up(now, id, "feature done"),
+            Role::Goodbye => self.hang_up(now, id, "message played"),
+            Role::Ivr => self.ivr_playback_done(now, id),
             Role::Caller(qid) => {
-                let Some(q) = self.queues.calls.get_mut(qid) else {
+                let qid = *qid;
+                let Some(q) = self.queues.calls.get(&qid) else {
                     return;
                 };
-                if q.agent.is_some() {
+                if q.agent.is_some() || q.waiting == Waiting::Music {
                     return;
                 }
-                match q.waiting {
-                    Waiting::Greeting => {
-                        q.waiting = Waiting::Music;
-                        let session = q.session;
-                        let music = self
-                            .queues
-                            .settings
-                            .media
-                            .get(&q.queue)
-                            .and_then(|m| m.music.clone());
-                        self.outputs.push_back(Output::Media(MediaCommand::SetFeed {
-                            session,
-                            leg: LegId::Caller,
-                            feed: looping(music.as_ref()),
-                        }));
-                    }
-                    Waiting::Leaving => self.hang_up(now, id, "overflow message played"),
-                    Waiting::Music => {}
+                let queue = q.queue.clone();
+                let next = self.announce_due(now, &queue);
+                let music = self
+                    .queues
+                    .settings
+                    .queue(&queue)
+                    .and_then(|c| self.queues.settings.prompt(&c.music));
+                let Some(q) = self.queues.calls.get_mut(&qid) else {
+                    return;
+                };
+                q.waiting = Waiting::Music;
+                q.next_announce = next;
+                let session = q.who.session;
+                if let Some(at) = next {
+                    self.queues.announce_at.insert((at, qid));
                 }
+                self.outputs.push_back(Output::Media(MediaCommand::SetFeed {
+                    session,
+                    leg: LegId::Caller,
+                    feed: looping(music.as_ref()),
+                }));
             }
             Role::Agent(..) => {}
         }
@@ -800,11 +850,12 @@ impl Endpoint {
 
     /// A leg of a queued call is ending, before its partner is hung up:
     /// the first leg to end says who hung up.
-    pub(super) fn role_leg_ending(&mut self, now: Instant, role: &Role, why: &str) {
+    pub(super) fn role_leg_ending(&mut self, now: Instant, id: &DialogId, role: &Role, why: &str) {
         let (call, side) = match role {
             Role::Caller(call) => (call, HungUpBy::Caller),
             Role::Agent(call, _) => (call, HungUpBy::Agent),
-            Role::Feature => return,
+            Role::Ivr => return self.ivr_leg_ending(now, id, why),
+            Role::Goodbye => return,
         };
         let wall = self.wall(now);
         let Some(q) = self.queues.calls.get_mut(call) else {
@@ -824,7 +875,7 @@ impl Endpoint {
             (None, HungUpBy::Caller) => CallOutcome::Abandoned,
             (None, _) => CallOutcome::Failed,
         };
-        q.record.ended(wall, outcome, Some(by), why);
+        q.who.record.ended(wall, outcome, Some(by), why);
     }
 
     /// A leg of a queued call ended (BYE either way, dead RTP, shutdown).
@@ -832,7 +883,7 @@ impl Endpoint {
         let call = match role {
             Role::Caller(call) => *call,
             Role::Agent(call, _) => *call,
-            Role::Feature => return,
+            Role::Ivr | Role::Goodbye => return,
         };
         if let Some(acd) = self.queues.acd.as_mut() {
             if let Err(error) = acd.hangup(now, call) {
@@ -842,26 +893,30 @@ impl Endpoint {
         self.pump_acd(now);
         if let Role::Caller(call) = role {
             if let Some(mut q) = self.queues.calls.remove(call) {
-                let wrap_up = self
-                    .queues
-                    .settings
-                    .queues
-                    .iter()
-                    .find(|c| c.name == q.queue)
-                    .map(|c| c.wrap_up);
+                if let Some(at) = q.next_announce {
+                    self.queues.announce_at.remove(&(at, *call));
+                }
+                let wrap_up = self.queues.settings.queue(&q.queue).map(|c| c.wrap_up);
                 if let (Some(wrap_up), Some(_)) = (wrap_up, &q.agent) {
-                    q.record.wrap_up(wrap_up);
+                    q.who.record.wrap_up(wrap_up);
                 }
                 let legs_open = if q.agent.is_some() { 2 } else { 1 };
-                self.queues.closing.insert(
-                    q.session,
-                    Closing {
-                        record: q.record,
-                        legs_open,
-                    },
-                );
+                self.close_record(q.who.session, q.who.record, legs_open);
             }
         }
+    }
+
+    /// A caller's record waits for the media reports of its `legs_open`
+    /// legs, then is written.
+    pub(super) fn close_record(
+        &mut self,
+        session: SessionId,
+        record: CallRecordBuilder,
+        legs_open: u8,
+    ) {
+        self.queues
+            .closing
+            .insert(session, Closing { record, legs_open });
     }
 
     /// A leg's media closed with its statistics (`None`: it never opened):
@@ -928,13 +983,14 @@ impl Endpoint {
         }
         q.held = held;
         if held {
-            q.record.hold_started(wall);
+            q.who.record.hold_started(wall);
         } else {
-            q.record.hold_ended(wall);
+            q.who.record.hold_ended(wall);
         }
-        let session = q.session;
+        let session = q.who.session;
         let feed = if held {
-            looping(self.queues.settings.hold_music.as_ref())
+            let music = self.queues.settings.hold_music.as_ref();
+            looping(music.and_then(|m| self.queues.settings.prompt(m)).as_ref())
         } else {
             Feed::Other
         };

@@ -149,7 +149,7 @@ impl Endpoint {
                 return response;
             }
         }
-        if let Some(response) = self.queue_call(now, request, source, agent.is_none()) {
+        if let Some(response) = self.routed_call(now, request, source, agent.is_none()) {
             return response;
         }
         let target = Self::dialled(request);

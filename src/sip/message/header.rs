@@ -111,7 +111,7 @@ impl HeaderName {
 }
 
 /// The Call-ID (RFC 3261 §20.8): compared byte for byte.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CallId(String);
 
 impl CallId {
