@@ -9,12 +9,14 @@
 
 mod common;
 
+use std::net::UdpSocket;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
 use common::audio::*;
-use common::{sipp_at, stored_contacts, Gateway};
+use common::{free_port, require, sipp_at, stored_contacts, Gateway};
 use switchboard::call::record::{CallDirection, CallOutcome, CallRecord, HungUpBy, OfferResult};
 use switchboard::media::codec::goertzel::mean_square;
 use switchboard::storage::{CallRecordFilter, Store};
@@ -295,4 +297,141 @@ fn an_ivr_choice_routes_the_caller_to_its_queue() {
     assert_eq!(cdr.ivr_choices, "1", "{cdr:?}");
     assert_eq!(cdr.queue.as_ref().map(|q| q.as_str()), Some("sales"));
     assert_eq!(cdr.outcome, CallOutcome::Abandoned, "{cdr:?}");
+}
+
+/// SIPp's built-in UAS as the carrier at 127.0.0.1:5080, echoing the RTP it
+/// receives: it answers one call and quits after the BYE.
+struct CarrierUas(std::process::Child);
+
+impl CarrierUas {
+    fn start() -> CarrierUas {
+        require("sipp");
+        let media = free_port("127.0.0.1");
+        let child = Command::new("sipp")
+            .args(["-sn", "uas", "-i", "127.0.0.1", "-p"])
+            .arg(CARRIER_PORT.to_string())
+            .args(["-mp", &media.to_string(), "-rtp_echo", "-m", "1"])
+            .args(["-timeout", "40s", "-timeout_error", "-bg"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // SIPp binds its sockets at start.
+        thread::sleep(Duration::from_millis(500));
+        CarrierUas(child)
+    }
+}
+
+impl Drop for CarrierUas {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args([
+                "-f",
+                &format!("sipp -sn uas -i 127.0.0.1 -p {CARRIER_PORT}"),
+            ])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// Agent 1001 (allowed national numbers) calls a customer: the gateway
+/// places the call through the trunk (SIPp's UAS echoing RTP), bridges it,
+/// and the agent hears its own tone come back from the far end; the call is
+/// recorded and has an outbound call record.
+#[test]
+fn an_agent_calls_a_customer_through_the_trunk() {
+    let _serial = serial();
+    let rec = tempfile::tempdir().unwrap();
+    let wavs = tempfile::tempdir().unwrap();
+    let (_, agent_mic) = tones(wavs.path());
+    let gw = gateway(rec.path(), "");
+    let _carrier = CarrierUas::start();
+    let mut agent = Baresip::call_as(&gw, "1001", "2125550123", &agent_mic, 10);
+    gw.wait_for_log("outbound call bridged", Duration::from_secs(10));
+    agent.wait(Duration::from_secs(20));
+    let heard = agent.heard();
+    let mono = channel(heard.samples(), heard.channels(), 0);
+    let a = ToneCount::of(&mono, heard.sample_rate(), &[CALLER_TONE, AGENT_TONE]);
+    eprintln!("agent heard {a:?}");
+    assert!(
+        a.seconds_of(AGENT_TONE) >= 3.0,
+        "the far end's echo did not come back: {a:?}\n{}",
+        gw.log()
+    );
+    let records = call_records(&gw);
+    let cdr = &records[0];
+    assert_eq!(cdr.direction, CallDirection::Outbound, "{cdr:?}");
+    assert_eq!(cdr.outcome, CallOutcome::Answered, "{cdr:?}");
+    assert_eq!(cdr.dialled, "2125550123");
+    assert_eq!(cdr.agent.as_ref().map(|a| a.as_str()), Some("1001"));
+    assert_eq!(cdr.hung_up_by, Some(HungUpBy::Agent));
+    assert!(cdr.recording.is_some(), "{cdr:?}");
+}
+
+/// Toll fraud: nothing reaches the trunk without an authenticated agent
+/// allowed to dial the number. A stranger's INVITE to an international
+/// number is challenged; agent 1001 (national only) dialling abroad and
+/// agent 1002 (no permissions) dialling a national number are refused 403;
+/// the trunk's address receives not one datagram.
+#[test]
+fn calls_without_authentication_or_permission_never_reach_the_trunk() {
+    let _serial = serial();
+    let rec = tempfile::tempdir().unwrap();
+    let wavs = tempfile::tempdir().unwrap();
+    let (_, agent_mic) = tones(wavs.path());
+    let gw = gateway(rec.path(), "");
+    let trunk = UdpSocket::bind(("127.0.0.1", CARRIER_PORT)).unwrap();
+    trunk.set_nonblocking(true).unwrap();
+
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = stranger.local_addr().unwrap().port();
+    let invite = format!(
+        "INVITE sip:00442071234567@{gw} SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKfraud1;rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:attacker@127.0.0.1>;tag=f1\r\n\
+To: <sip:00442071234567@{gw}>\r\nCall-ID: fraud-1@127.0.0.1\r\n\
+CSeq: 1 INVITE\r\nContact: <sip:attacker@127.0.0.1:{port}>\r\n\
+Content-Length: 0\r\n\r\n",
+        gw = gw.target()
+    );
+    stranger.send_to(invite.as_bytes(), gw.addr()).unwrap();
+    stranger
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let mut statuses = Vec::new();
+    while let Ok(n) = stranger.recv(&mut buf) {
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        let status = text.get(8..11).unwrap_or("").to_owned();
+        statuses.push(status.clone());
+        if status != "100" {
+            break;
+        }
+    }
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("407"),
+        "{statuses:?}"
+    );
+
+    let mut abroad = Baresip::call_as(&gw, "1001", "+442071234567", &agent_mic, 4);
+    abroad.wait(Duration::from_secs(15));
+    let mut national = Baresip::call_as(&gw, "1002", "2125550123", &agent_mic, 4);
+    national.wait(Duration::from_secs(15));
+    let log = gw.log();
+    assert_eq!(
+        log.matches("outbound call refused: no dial permission")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(!log.contains("outbound call placed"), "{log}");
+    thread::sleep(Duration::from_millis(300));
+    let mut datagram = [0u8; 2048];
+    assert!(
+        trunk.recv_from(&mut datagram).is_err(),
+        "something reached the trunk: {}",
+        String::from_utf8_lossy(&datagram)
+    );
 }

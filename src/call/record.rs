@@ -110,6 +110,8 @@ named_enum!(
     HungUpBy, "hung-up side" {
         Caller = "caller",
         Agent = "agent",
+        /// The customer an agent called out to (outbound calls).
+        Customer = "customer",
         /// The gateway ended the call (timeout, shutdown, error).
         Gateway = "gateway",
     }

@@ -35,6 +35,7 @@ fn endpoint(now: Instant) -> Endpoint {
         failure_window: Duration::from_secs(60),
         block: Duration::from_secs(1),
         agents: vec![("user".into(), "secret".into())],
+        dial_permissions: Default::default(),
         known_targets: vec!["user".into()],
         trunks: Vec::new(),
         listen: Vec::new(),

@@ -104,6 +104,8 @@ pub(super) enum PendingStart {
     Routed(super::routing::CallerStart),
     /// An agent's feature code: a confirmation tone, then our BYE.
     Feature(Player),
+    /// An agent's call to a customer, whose leg is answered already.
+    Outbound(Box<super::outbound::OutboundStart>),
 }
 
 /// The calls and the media resources they hold.
@@ -146,6 +148,10 @@ impl Calls {
                 warn!(error = %e, "RTP ports released twice");
             }
         }
+    }
+
+    pub(super) fn session_of(&self, id: &DialogId) -> Option<SessionId> {
+        self.calls.get(id).map(|c| c.session)
     }
 
     pub(super) fn call_id_of(&self, id: &DialogId) -> Option<String> {
@@ -297,6 +303,20 @@ impl Endpoint {
         contact_user: &str,
         start: PendingStart,
     ) -> Response {
+        self.answer_call_tagged(now, request, source, contact_user, start, None)
+    }
+
+    /// [`Endpoint::answer_call`] with the To tag of a provisional response
+    /// already sent (the 2xx must carry the same one, RFC 3261 §12.1.1).
+    pub(super) fn answer_call_tagged(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        source: &Flow,
+        contact_user: &str,
+        start: PendingStart,
+        tag: Option<&str>,
+    ) -> Response {
         let Some(settings) = self.calls.settings.clone() else {
             return self.reply(request, 480);
         };
@@ -342,7 +362,10 @@ impl Endpoint {
                 }
             },
         };
-        let mut response = self.reply(request, 200);
+        let mut response = match tag {
+            Some(tag) => self.reply_tagged(request, 200, tag),
+            None => self.reply(request, 200),
+        };
         let contact = SipUri::new(self.local_host(source))
             .with_user(contact_user)
             .with_port(source.local.port());
@@ -435,6 +458,7 @@ impl Endpoint {
         match start {
             PendingStart::Test(start) => self.start_test_media(id, negotiated, start),
             PendingStart::Routed(start) => self.start_routed_media(now, id, negotiated, start),
+            PendingStart::Outbound(start) => self.start_outbound_media(now, id, negotiated, *start),
             PendingStart::Feature(player) => {
                 let session = self.new_session();
                 self.open_leg(id, session, LegId::Caller, negotiated, Feed::Play(player));
@@ -662,7 +686,7 @@ impl Endpoint {
             }));
         if let Some(role) = role {
             // Our side may not send: the peer holds the call.
-            self.role_direction(now, &role, !negotiated.direction.sends());
+            self.role_direction(now, id, &role, !negotiated.direction.sends());
         }
         if let Some(c) = self.calls.calls.get_mut(id) {
             c.local_sdp = sdp.clone();

@@ -9,6 +9,7 @@ mod calls;
 mod calls_tests;
 mod ids;
 mod in_dialog;
+mod outbound;
 mod qualify;
 mod queue_calls;
 mod register;
@@ -67,6 +68,8 @@ pub struct EndpointConfig {
     pub block: std::time::Duration,
     /// `(agent id, password)`.
     pub agents: Vec<(String, String)>,
+    /// What each agent may dial through the trunk.
+    pub dial_permissions: HashMap<crate::config::AgentId, Vec<crate::config::DialPermission>>,
     /// Extensions and DIDs we know (queues, agents): calls to them are
     /// answered 480 until call handling exists; others get 404.
     pub known_targets: Vec<String>,
@@ -121,6 +124,11 @@ impl EndpointConfig {
                 .agents
                 .iter()
                 .map(|a| (a.id.to_string(), a.password.expose().to_owned()))
+                .collect(),
+            dial_permissions: config
+                .agents
+                .iter()
+                .map(|a| (a.id.clone(), a.dial_permissions.clone()))
                 .collect(),
             known_targets,
             trunks: config.trunks.clone(),
@@ -197,6 +205,8 @@ enum ClientPurpose {
     Bye,
     /// Our INVITE offering a queued call to an agent.
     Offer,
+    /// Our INVITE to the trunk for an agent's outbound call.
+    Outbound,
 }
 
 pub struct Endpoint {
@@ -212,6 +222,7 @@ pub struct Endpoint {
     trunks: Vec<(TrunkRegistration, Flow)>,
     calls: calls::Calls,
     queues: queue_calls::QueueCalls,
+    outbound: outbound::Outbound,
     /// The wall-clock time of the last input, to date what happens at a
     /// monotonic `now` (call records, recordings).
     clock: (Instant, SystemTime),
@@ -255,6 +266,7 @@ impl Endpoint {
             dialogs: Dialogs::new(),
             calls: calls::Calls::new(config.media.clone()),
             queues: queue_calls::QueueCalls::new(config.queues.clone()),
+            outbound: outbound::Outbound::default(),
             clock: (now, SystemTime::now()),
             outputs: VecDeque::new(),
             config,
@@ -441,8 +453,13 @@ impl Endpoint {
                 source,
             } => {
                 let response = self.answer(now, wall, &request, &source);
+                let provisional = response.status < 200;
                 if let Err(e) = self.tx.respond(now, tx, response) {
                     warn!(error = %e, "response to a finished transaction");
+                }
+                if provisional {
+                    // An outbound call answers later, on this transaction.
+                    self.outbound_bind(tx);
                 }
             }
             TxEvent::Cancel {
@@ -451,8 +468,11 @@ impl Endpoint {
                 target,
                 ..
             } => {
-                // Every INVITE is answered at once today, so a CANCEL finds
-                // nothing left to cancel (RFC 3261 §9.2: 481).
+                // RFC 3261 §9.2: an INVITE still unanswered is an outbound
+                // call being placed (the others are answered at once).
+                if let Some(invite) = target {
+                    self.outbound_cancel(now, invite);
+                }
                 let status = if target.is_some() { 200 } else { 481 };
                 let response = self.reply(&request, status);
                 if let Err(e) = self.tx.respond(now, tx, response) {
@@ -502,6 +522,7 @@ impl Endpoint {
                 }
             }
             (Some(ClientPurpose::Offer), outcome) => self.offer_outcome(now, tx, outcome),
+            (Some(ClientPurpose::Outbound), outcome) => self.outbound_outcome(now, tx, outcome),
             (Some(ClientPurpose::Bye), _) | (None, _) => {}
         }
     }

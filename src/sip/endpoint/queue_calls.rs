@@ -59,6 +59,8 @@ pub(super) enum Role {
     /// Hears a last prompt (a feature code's beeps, a message route), then
     /// our BYE.
     Goodbye,
+    /// A leg of a call an agent placed through the trunk.
+    Outbound(super::outbound::Side),
 }
 
 /// The queues, IVR menus and dial plan, and the prompts they play.
@@ -138,7 +140,7 @@ pub(super) struct QueueCalls {
     ringing: HashMap<ClientTxId, Ringing>,
     /// The ACK of each agent's 2xx, sent again for every retransmission of
     /// the 2xx until the INVITE transaction ends (RFC 6026 §7.2).
-    acks: HashMap<ClientTxId, (Flow, Bytes)>,
+    pub(super) acks: HashMap<ClientTxId, (Flow, Bytes)>,
     closing: HashMap<SessionId, Closing>,
     /// Position announcements due, earliest first.
     announce_at: BTreeSet<(Instant, QueueCallId)>,
@@ -196,6 +198,10 @@ impl QueueCalls {
             ivr_at: BTreeSet::new(),
             next: 1,
         }
+    }
+
+    pub(super) fn acd_mut(&mut self) -> Option<&mut Acd> {
+        self.acd.as_mut()
     }
 
     pub(super) fn has_acd(&self) -> bool {
@@ -844,7 +850,7 @@ impl Endpoint {
                     feed: looping(music.as_ref()),
                 }));
             }
-            Role::Agent(..) => {}
+            Role::Agent(..) | Role::Outbound(_) => {}
         }
     }
 
@@ -855,6 +861,7 @@ impl Endpoint {
             Role::Caller(call) => (call, HungUpBy::Caller),
             Role::Agent(call, _) => (call, HungUpBy::Agent),
             Role::Ivr => return self.ivr_leg_ending(now, id, why),
+            Role::Outbound(side) => return self.outbound_leg_ending(now, id, *side, why),
             Role::Goodbye => return,
         };
         let wall = self.wall(now);
@@ -883,7 +890,7 @@ impl Endpoint {
         let call = match role {
             Role::Caller(call) => *call,
             Role::Agent(call, _) => *call,
-            Role::Ivr | Role::Goodbye => return,
+            Role::Ivr | Role::Goodbye | Role::Outbound(_) => return,
         };
         if let Some(acd) = self.queues.acd.as_mut() {
             if let Err(error) = acd.hangup(now, call) {
@@ -970,7 +977,24 @@ impl Endpoint {
     /// The agent's re-INVITE changed the direction: `held` is whether the
     /// agent now holds the caller (RFC 3264 §8.4: sendonly or inactive from
     /// the agent), who then hears the hold music instead of silence.
-    pub(super) fn role_direction(&mut self, now: Instant, role: &Role, held: bool) {
+    pub(super) fn role_direction(&mut self, now: Instant, id: &DialogId, role: &Role, held: bool) {
+        if role == &Role::Outbound(super::outbound::Side::Agent) {
+            // The customer of an outbound call hears the hold music too.
+            if let Some(session) = self.calls.session_of(id) {
+                let feed = if held {
+                    let music = self.queues.settings.hold_music.as_ref();
+                    looping(music.and_then(|m| self.queues.settings.prompt(m)).as_ref())
+                } else {
+                    Feed::Other
+                };
+                self.outputs.push_back(Output::Media(MediaCommand::SetFeed {
+                    session,
+                    leg: LegId::Caller,
+                    feed,
+                }));
+            }
+            return;
+        }
         let Role::Agent(call, agent) = role else {
             return;
         };

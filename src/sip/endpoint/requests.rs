@@ -24,6 +24,16 @@ impl Endpoint {
         response
     }
 
+    /// A response with a To tag we already gave the dialog (a final response
+    /// after a provisional one).
+    pub(super) fn reply_tagged(&mut self, request: &Request, status: u16, tag: &str) -> Response {
+        let mut response = request.response(status, Some(tag));
+        response
+            .headers
+            .push(HeaderName::Server, self.config.user_agent.clone());
+        response
+    }
+
     /// Decides the final response to a request outside any transaction state.
     pub(super) fn answer(
         &mut self,
@@ -151,6 +161,13 @@ impl Endpoint {
         }
         if let Some(response) = self.routed_call(now, request, source, agent.is_none()) {
             return response;
+        }
+        // Only an authenticated agent may reach the trunk; a carrier's call
+        // for a number we do not serve is never sent back out.
+        if let Some(user) = &agent {
+            if let Some(response) = self.outbound_call(now, request, source, user) {
+                return response;
+            }
         }
         let target = Self::dialled(request);
         let status = if self.config.known_targets.contains(&target) {

@@ -38,6 +38,7 @@ pub(super) fn config() -> EndpointConfig {
             ("1001".into(), "pass1001".into()),
             ("1002".into(), "pass1002".into()),
         ],
+        dial_permissions: Default::default(),
         known_targets: vec![
             "1001".into(),
             "1002".into(),

@@ -18,7 +18,11 @@ use crate::sip::message::CallId;
 
 /// Our socket towards `peer`: the listener of the trunk's transport in the
 /// peer's address family.
-fn flow_to(listen: &[(Transport, SocketAddr)], t: Transport, peer: SocketAddr) -> Option<Flow> {
+pub(super) fn flow_to(
+    listen: &[(Transport, SocketAddr)],
+    t: Transport,
+    peer: SocketAddr,
+) -> Option<Flow> {
     listen
         .iter()
         .find(|(lt, addr)| *lt == t && addr.is_ipv4() == peer.is_ipv4())
