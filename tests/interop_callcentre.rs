@@ -435,3 +435,91 @@ Content-Length: 0\r\n\r\n",
         String::from_utf8_lossy(&datagram)
     );
 }
+
+/// An agent's phone that rings and never answers (manual answer mode).
+fn ringing_phone(gw: &Gateway, id: &str, mic: &Path, seconds: u32) -> Baresip {
+    Baresip::start(Phone {
+        account: format!("<sip:{id}@{}>;auth_pass=pass{id};regint=60", gw.target()),
+        port: free_port("127.0.0.1"),
+        mic,
+        seconds,
+        command: None,
+    })
+}
+
+/// The caller hangs up while agent 1001's phone rings: the gateway cancels
+/// the offer (CANCEL, the phone's 487), the call is abandoned with the
+/// offer cancelled, and the agent is not counted as having missed it.
+#[test]
+fn a_caller_hanging_up_while_the_agent_rings_cancels_the_offer() {
+    let _serial = serial();
+    let rec = tempfile::tempdir().unwrap();
+    let wavs = tempfile::tempdir().unwrap();
+    let (caller_mic, agent_mic) = tones(wavs.path());
+    let gw = gateway_edited(rec.path(), |c| {
+        c.replace(
+            "agents = [\"1001\", \"1002\"]\n",
+            "agents = [\"1001\", \"1002\"]\nring_timeout_secs = 30\ngreeting = \"\"\n",
+        )
+    });
+    let phone = ringing_phone(&gw, "1001", &agent_mic, 30);
+    registered(&gw, "1001");
+    log_in(&gw, &agent_mic, "1001");
+    let mut caller = carrier_call(&gw, "+15551230005", "+15550100", &caller_mic, 6);
+    gw.wait_for_log("ringing agent agent=1001", Duration::from_secs(10));
+    caller.wait(Duration::from_secs(15));
+    gw.wait_for_log("offer withdrawn agent=1001", Duration::from_secs(5));
+    let records = call_records(&gw);
+    drop(phone);
+    let cdr = &records[0];
+    assert_eq!(cdr.outcome, CallOutcome::Abandoned, "{cdr:?}");
+    let offers: Vec<(&str, OfferResult)> = cdr
+        .offers
+        .iter()
+        .map(|o| (o.agent.as_str(), o.result))
+        .collect();
+    assert_eq!(offers, [("1001", OfferResult::Cancelled)]);
+    let log = gw.log();
+    assert!(
+        !log.contains("why=RingTimeout"),
+        "counted as a miss:\n{log}"
+    );
+    assert!(!log.contains("call bridged"), "{log}");
+}
+
+/// Ring-all: both agents' phones ring and answer at once; exactly one is
+/// bridged; the other is cancelled or, if its 2xx crossed our CANCEL, ACKed
+/// and sent BYE — never left in a call.
+#[test]
+fn ring_all_bridges_one_agent_and_releases_the_other() {
+    let _serial = serial();
+    let rec = tempfile::tempdir().unwrap();
+    let wavs = tempfile::tempdir().unwrap();
+    let (caller_mic, agent_mic) = tones(wavs.path());
+    let gw = gateway_edited(rec.path(), |c| {
+        c.replace(
+            "agents = [\"1001\", \"1002\"]\n",
+            "agents = [\"1001\", \"1002\"]\nstrategy = \"ring-all\"\ngreeting = \"\"\n",
+        )
+    });
+    let first = Baresip::agent(&gw, "1001", &agent_mic, 40);
+    let second = Baresip::agent(&gw, "1002", &agent_mic, 40);
+    registered(&gw, "1001");
+    registered(&gw, "1002");
+    log_in(&gw, &agent_mic, "1001");
+    log_in(&gw, &agent_mic, "1002");
+    let mut caller = carrier_call(&gw, "+15551230006", "+15550100", &caller_mic, 8);
+    gw.wait_for_log("call bridged", Duration::from_secs(10));
+    caller.wait(Duration::from_secs(20));
+    let records = call_records(&gw);
+    drop((first, second));
+    let log = gw.log();
+    assert_eq!(log.matches("call bridged").count(), 1, "{log}");
+    assert_eq!(log.matches("ringing agent").count(), 2, "{log}");
+    let released = log.contains("offer withdrawn")
+        || log.contains("answer for a call already taken or ended: hanging up");
+    assert!(released, "the other phone was not released:\n{log}");
+    let cdr = &records[0];
+    assert_eq!(cdr.outcome, CallOutcome::Answered, "{cdr:?}");
+    assert_eq!(cdr.offers.len(), 2, "{cdr:?}");
+}

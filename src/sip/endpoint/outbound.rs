@@ -129,12 +129,7 @@ impl Endpoint {
         let Ok(agent) = user.parse::<AgentId>() else {
             return Some(self.reply(request, 403));
         };
-        let allowed = self
-            .config
-            .dial_permissions
-            .get(&agent)
-            .is_some_and(|p| p.contains(&needed));
-        if !allowed {
+        if !self.may_dial(user, needed) {
             warn!(%agent, number = %dialled, ?needed, "outbound call refused: no dial permission");
             let mut r = self.reply(request, 403);
             let warning = format!(
@@ -209,6 +204,15 @@ impl Endpoint {
             },
         );
         Some(ringing)
+    }
+
+    /// Whether the agent's `dial_permissions` include `needed`.
+    pub(super) fn may_dial(&self, agent: &str, needed: DialPermission) -> bool {
+        agent
+            .parse::<AgentId>()
+            .ok()
+            .and_then(|a| self.config.dial_permissions.get(&a))
+            .is_some_and(|p| p.contains(&needed))
     }
 
     /// The trunk outbound calls take (the first one we have a socket for),

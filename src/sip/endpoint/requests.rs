@@ -159,7 +159,7 @@ impl Endpoint {
                 return response;
             }
         }
-        if let Some(response) = self.routed_call(now, request, source, agent.is_none()) {
+        if let Some(response) = self.routed_call(now, request, source, agent.as_deref()) {
             return response;
         }
         // Only an authenticated agent may reach the trunk; a carrier's call

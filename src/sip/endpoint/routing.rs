@@ -15,7 +15,7 @@ use super::queue_calls::{once, Role};
 use super::{Endpoint, Output};
 use crate::call::ivr::{self, IvrSession};
 use crate::call::record::{CallDirection, CallOutcome, CallRecordBuilder, HungUpBy};
-use crate::config::{AgentId, IvrName, QueueName, Route, PERSONAL_QUEUE_PREFIX};
+use crate::config::{AgentId, DialPermission, IvrName, QueueName, Route, PERSONAL_QUEUE_PREFIX};
 use crate::media::control::MediaCommand;
 use crate::media::player::{PlayItem, Player};
 use crate::media::relay::LegId;
@@ -62,15 +62,23 @@ fn personal_queue(agent: &AgentId) -> Option<QueueName> {
 impl Endpoint {
     /// Answers an INVITE whose dialled number the dial plan routes to a
     /// queue, an IVR menu or a message.
+    /// `agent` is the authenticated agent calling, `None` for the carrier.
     pub(super) fn routed_call(
         &mut self,
         now: Instant,
         request: &Request,
         source: &Flow,
-        from_trunk: bool,
+        agent: Option<&str>,
     ) -> Option<Response> {
         let dialled = Self::dialled(request);
         let route = self.queues.route(&dialled)?;
+        if let Some(agent) = agent {
+            if !self.may_dial(agent, DialPermission::Internal) {
+                warn!(%agent, number = %dialled, "internal call refused: no dial permission");
+                return Some(self.reply(request, 403));
+            }
+        }
+        let from_trunk = agent.is_none();
         match &route {
             // RFC 3261 §21.4.18: nobody takes calls to this number now.
             Route::Hangup => return Some(self.reply(request, 480)),
