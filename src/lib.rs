@@ -10,6 +10,7 @@ pub mod calendar;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod media;
 pub mod net;
 pub mod os;

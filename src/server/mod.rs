@@ -317,6 +317,8 @@ fn flush(endpoint: &mut Endpoint, io: &Io<'_>) {
             }),
             Output::Registrar(event) => persist::apply(io.writer, event),
             Output::CallRecord(record) => persist::record_call(io.records, record),
+            // Until the control API is served, nobody asks and nobody listens.
+            Output::ControlReply { .. } | Output::Event(_) => {}
         }
     }
 }

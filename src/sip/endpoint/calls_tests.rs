@@ -58,7 +58,7 @@ impl Phone {
                     _ => {}
                 },
                 Output::Media(c) => self.media.push(c),
-                Output::CallRecord(_) => {}
+                Output::CallRecord(_) | Output::ControlReply { .. } | Output::Event(_) => {}
                 Output::Registrar(_) => {}
             }
         }

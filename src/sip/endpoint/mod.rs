@@ -7,6 +7,7 @@
 mod calls;
 #[cfg(test)]
 mod calls_tests;
+mod control;
 mod ids;
 mod in_dialog;
 mod outbound;
@@ -175,6 +176,12 @@ pub enum Input {
     Oversized { flow: Flow, head: Bytes },
     /// A media worker reports on a session.
     Media(MediaEvent),
+    /// A request of the control API; answered with
+    /// [`Output::ControlReply`] carrying the same `id`.
+    Control {
+        id: u64,
+        command: crate::control::Command,
+    },
 }
 
 /// Something for the runtime to do.
@@ -190,6 +197,13 @@ pub enum Output {
     Media(MediaCommand),
     /// A call ended: store its record.
     CallRecord(Box<crate::call::record::CallRecord>),
+    /// The answer to [`Input::Control`] `id`.
+    ControlReply {
+        id: u64,
+        result: Result<crate::control::Reply, crate::control::ControlError>,
+    },
+    /// For the event stream and webhooks.
+    Event(crate::control::Event),
 }
 
 /// What a pending client transaction was for.
@@ -287,6 +301,10 @@ impl Endpoint {
             Input::Message { flow, data } => self.handle_message(now, wall, flow, &data),
             Input::Oversized { flow, head } => self.handle_oversized(flow, &head),
             Input::Media(event) => self.media_event(now, event),
+            Input::Control { id, command } => {
+                let result = self.control(now, command);
+                self.outputs.push_back(Output::ControlReply { id, result });
+            }
         }
         self.pump(now, wall);
     }
