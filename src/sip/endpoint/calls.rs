@@ -164,6 +164,14 @@ impl Calls {
         }
     }
 
+    /// The leg no longer has a partner (a transfer ends the agent's leg
+    /// without the caller's).
+    pub(super) fn clear_partner(&mut self, id: &DialogId) {
+        if let Some(c) = self.calls.get_mut(id) {
+            c.partner = None;
+        }
+    }
+
     pub(super) fn set_partner(&mut self, id: &DialogId, partner: DialogId) {
         if let Some(c) = self.calls.get_mut(id) {
             c.partner = Some(partner);

@@ -240,6 +240,8 @@ pub struct Endpoint {
     /// The wall-clock time of the last input, to date what happens at a
     /// monotonic `now` (call records, recordings).
     clock: (Instant, SystemTime),
+    /// Responses built, by status code (metrics).
+    responses: std::collections::BTreeMap<u16, u64>,
     outputs: VecDeque<Output>,
 }
 
@@ -282,6 +284,7 @@ impl Endpoint {
             queues: queue_calls::QueueCalls::new(config.queues.clone()),
             outbound: outbound::Outbound::default(),
             clock: (now, SystemTime::now()),
+            responses: std::collections::BTreeMap::new(),
             outputs: VecDeque::new(),
             config,
         })
@@ -543,6 +546,11 @@ impl Endpoint {
             (Some(ClientPurpose::Outbound), outcome) => self.outbound_outcome(now, tx, outcome),
             (Some(ClientPurpose::Bye), _) | (None, _) => {}
         }
+    }
+
+    /// Publishes an event for the control API's stream and webhooks.
+    fn event(&mut self, event: crate::control::Event) {
+        self.outputs.push_back(Output::Event(event));
     }
 
     /// The wall-clock time at `now`.

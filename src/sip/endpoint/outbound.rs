@@ -36,6 +36,7 @@ use super::{ClientOutcome, ClientPurpose, Endpoint, Output};
 use crate::call::acd::{AgentState, PauseReason};
 use crate::call::record::{CallDirection, CallOutcome, CallRecordBuilder, HungUpBy};
 use crate::config::{AgentId, DialPermission};
+use crate::control::Event;
 use crate::media::ports::PortPair;
 use crate::media::relay::LegId;
 use crate::media::sdp::{
@@ -95,8 +96,21 @@ pub(super) struct Outbound {
     by_server: HashMap<ServerTxId, ClientTxId>,
     /// The placing call whose 180 is being sent (see [`Endpoint::outbound_bind`]).
     awaiting_tx: Option<ClientTxId>,
-    /// Records of connected calls, by session, until a leg ends.
-    records: HashMap<SessionId, (AgentId, CallRecordBuilder)>,
+    /// Connected calls, by session, until a leg ends.
+    pub(super) connected: HashMap<SessionId, Connected>,
+}
+
+/// An outbound call in conversation.
+#[derive(Debug)]
+pub(super) struct Connected {
+    /// The call's number for the control API and events.
+    pub(super) call: u64,
+    pub(super) agent: AgentId,
+    pub(super) number: String,
+    pub(super) agent_leg: DialogId,
+    pub(super) customer_leg: DialogId,
+    pub(super) recording_paused: bool,
+    record: CallRecordBuilder,
 }
 
 /// The permission a dialled number needs, if it is a number at all: digits
@@ -477,7 +491,7 @@ impl Endpoint {
         let call_id = self.calls.call_id_of(agent_leg).unwrap_or_default();
         let who = (
             start.number.clone(),
-            start.number,
+            start.number.clone(),
             format!("agent {}", start.agent),
         );
         let path = self.start_recording(session, &call_id, self.wall(now), who);
@@ -490,7 +504,24 @@ impl Endpoint {
             }
         }
         self.pump_acd(now);
-        self.outbound.records.insert(session, (start.agent, record));
+        let call = self.queues.next;
+        self.queues.next += 1;
+        self.event(Event::CallAnswered {
+            call,
+            agent: start.agent.to_string(),
+        });
+        self.outbound.connected.insert(
+            session,
+            Connected {
+                call,
+                agent: start.agent,
+                number: start.number,
+                agent_leg: agent_leg.clone(),
+                customer_leg: start.customer,
+                recording_paused: false,
+                record,
+            },
+        );
     }
 
     /// A leg of an outbound call is ending: the first one says who hung up.
@@ -505,7 +536,13 @@ impl Endpoint {
             return;
         };
         let wall = self.wall(now);
-        let Some((agent, mut record)) = self.outbound.records.remove(&session) else {
+        let Some(Connected {
+            agent,
+            mut record,
+            call,
+            ..
+        }) = self.outbound.connected.remove(&session)
+        else {
             return;
         };
         let by = match (why == BYE_RECEIVED, side) {
@@ -514,7 +551,7 @@ impl Endpoint {
             (false, _) => HungUpBy::Gateway,
         };
         record.ended(wall, CallOutcome::Answered, Some(by), why);
-        self.close_record(session, record, 2);
+        self.close_record(session, record, 2, Some(call));
         if let Some(acd) = self.queues.acd_mut() {
             if acd.agent_state(&agent) == AgentState::Paused(PauseReason::new(OUTBOUND_PAUSE)) {
                 let _ = acd.unpause(now, &agent);

@@ -14,7 +14,7 @@
 //! call. Ring timeouts come from the ACD as `CancelOffer` (our CANCEL,
 //! RFC 3261 §9.1).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +36,7 @@ use crate::call::acd::{self, Acd, AcdConfig, AgentState, OverflowReason, PauseRe
 use crate::call::announce::{position_announcement, AnnouncementPrompts};
 use crate::call::record::{CallOutcome, CallRecordBuilder, HungUpBy, LegQuality, OfferResult};
 use crate::config::{AgentId, DialPlan, IvrMenu, IvrName, PromptName, Queue, QueueName, Route};
+use crate::control::{ControlError, ControlErrorKind, Event};
 use crate::media::control::LegReport;
 use crate::media::control::MediaCommand;
 use crate::media::player::{PlayItem, Player, Prompt};
@@ -124,12 +125,29 @@ struct QueueCall {
     next_announce: Option<Instant>,
 }
 
+/// A queued call as the control API lists it.
+pub(super) struct CallSummary {
+    pub(super) call: QueueCallId,
+    pub(super) call_id: String,
+    pub(super) caller: String,
+    pub(super) dialled: String,
+    pub(super) queue: QueueName,
+    pub(super) direction: crate::call::record::CallDirection,
+    pub(super) agent: Option<(AgentId, DialogId)>,
+    pub(super) held: bool,
+    pub(super) ringing: bool,
+    pub(super) recording: bool,
+    pub(super) recording_paused: bool,
+}
+
 /// A call whose legs have ended, waiting for their media reports before its
 /// record is written.
 #[derive(Debug)]
 struct Closing {
     record: CallRecordBuilder,
     legs_open: u8,
+    /// The call's number in events, if it had one.
+    call: Option<u64>,
 }
 
 /// The call-centre calls and the ACD.
@@ -149,7 +167,18 @@ pub(super) struct QueueCalls {
     pub(super) ivr_calls: HashMap<DialogId, super::routing::IvrCall>,
     /// IVR key timeouts due, earliest first.
     pub(super) ivr_at: BTreeSet<(Instant, DialogId)>,
-    next: u64,
+    pub(super) next: u64,
+    /// Ended calls by (queue, outcome), for metrics.
+    pub(super) outcomes: BTreeMap<(String, String), u64>,
+    /// Loss and jitter over the legs closed so far, for metrics.
+    pub(super) rtp: RtpTotals,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct RtpTotals {
+    pub(super) lost: u64,
+    pub(super) jitter_sum: f64,
+    pub(super) legs: u64,
 }
 
 impl QueueCalls {
@@ -197,7 +226,97 @@ impl QueueCalls {
             ivr_calls: HashMap::new(),
             ivr_at: BTreeSet::new(),
             next: 1,
+            outcomes: BTreeMap::new(),
+            rtp: RtpTotals::default(),
         }
+    }
+
+    pub(super) fn agent_state(&self, agent: &AgentId) -> AgentState {
+        self.acd
+            .as_ref()
+            .map_or(AgentState::LoggedOut, |a| a.agent_state(agent))
+    }
+
+    pub(super) fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// The callers waiting in `queue` with their place.
+    pub(super) fn waiting_in(
+        &self,
+        now: Instant,
+        queue: &QueueName,
+    ) -> Vec<(QueueCallId, String, acd::CallStatus)> {
+        let Some(acd) = self.acd.as_ref() else {
+            return Vec::new();
+        };
+        self.calls
+            .iter()
+            .filter(|(_, q)| &q.queue == queue && q.agent.is_none())
+            .filter_map(|(id, q)| Some((*id, q.who.number.clone(), acd.call_status(now, *id)?)))
+            .collect()
+    }
+
+    /// Every queued or answered call, for the control API.
+    pub(super) fn call_summaries(&self) -> Vec<CallSummary> {
+        self.calls
+            .iter()
+            .map(|(id, q)| CallSummary {
+                call: *id,
+                call_id: q.who.call_id.clone(),
+                caller: q.who.number.clone(),
+                dialled: q.who.dialled.clone(),
+                queue: q.queue.clone(),
+                direction: q.who.direction,
+                agent: q.agent.clone(),
+                held: q.held,
+                ringing: self
+                    .ringing
+                    .values()
+                    .any(|r| r.call == *id && r.ports.is_some()),
+                recording: q.who.recording.is_some(),
+                recording_paused: q.who.recording_paused,
+            })
+            .collect()
+    }
+
+    /// The caller's dialog and session of a queued call.
+    pub(super) fn caller_of(&self, call: QueueCallId) -> Option<(DialogId, SessionId)> {
+        self.calls
+            .get(&call)
+            .map(|q| (q.who.dialog.clone(), q.who.session))
+    }
+
+    /// The session of a call an agent answered.
+    pub(super) fn agent_leg_of(&self, call: QueueCallId) -> Option<SessionId> {
+        self.calls
+            .get(&call)
+            .filter(|q| q.agent.is_some())
+            .map(|q| q.who.session)
+    }
+
+    /// Takes a caller out of its queue call (a transfer), with the agent
+    /// who had answered it, if any.
+    pub(super) fn take_caller(
+        &mut self,
+        call: QueueCallId,
+    ) -> Option<(Caller, Option<(AgentId, DialogId)>)> {
+        let q = self.calls.remove(&call)?;
+        if let Some(at) = q.next_announce {
+            self.announce_at.remove(&(at, call));
+        }
+        Some((q.who, q.agent))
+    }
+
+    /// Marks a queued call's recording paused or resumed: `None` when there
+    /// is no such call, `Some(false)` when it is not recorded.
+    pub(super) fn recording_paused(&mut self, call: QueueCallId, paused: bool) -> Option<bool> {
+        let q = self.calls.get_mut(&call)?;
+        if q.who.recording.is_none() {
+            return Some(false);
+        }
+        q.who.recording_paused = paused;
+        Some(true)
     }
 
     pub(super) fn acd_mut(&mut self) -> Option<&mut Acd> {
@@ -391,6 +510,15 @@ impl Endpoint {
                     reason,
                 } => {
                     info!(acd_call = %call, %queue, ?reason, "caller leaves the queue");
+                    let left = match reason {
+                        OverflowReason::MaxWait => "timed_out",
+                        OverflowReason::QueueFull | OverflowReason::NoAgents => "overflowed",
+                    };
+                    self.event(Event::QueueCallerLeft {
+                        call: call.0,
+                        queue: queue.to_string(),
+                        reason: left.to_owned(),
+                    });
                     let outcome = match reason {
                         OverflowReason::MaxWait => CallOutcome::TimedOut,
                         OverflowReason::QueueFull | OverflowReason::NoAgents => {
@@ -403,7 +531,21 @@ impl Endpoint {
                     call,
                     queue,
                     position,
-                } => info!(acd_call = %call, %queue, position, "waiting"),
+                } => {
+                    info!(acd_call = %call, %queue, position, "waiting");
+                    let caller = self
+                        .queues
+                        .calls
+                        .get(&call)
+                        .map(|q| q.who.number.clone())
+                        .unwrap_or_default();
+                    self.event(Event::QueueCallerJoined {
+                        call: call.0,
+                        queue: queue.to_string(),
+                        caller,
+                        position,
+                    });
+                }
                 acd::Output::Answered {
                     call,
                     agent,
@@ -418,6 +560,7 @@ impl Endpoint {
                 } => {
                     info!(acd_call = %call, %queue, waited_ms = waited.as_millis() as u64, "caller abandoned");
                     let wall = self.wall(now);
+                    // A transferred caller left its queue call first.
                     if let Some(q) = self.queues.calls.get_mut(&call) {
                         let why = "caller hung up while queued";
                         q.who.record.ended(
@@ -426,15 +569,28 @@ impl Endpoint {
                             Some(HungUpBy::Caller),
                             why,
                         );
+                        self.event(Event::QueueCallerAbandoned {
+                            call: call.0,
+                            queue: queue.to_string(),
+                            waited_secs: waited.as_secs(),
+                        });
                     }
                 }
-                acd::Output::Agent(event) => info!(
-                    agent = %event.agent,
-                    from = ?event.from,
-                    to = ?event.to,
-                    why = ?event.why,
-                    "agent state"
-                ),
+                acd::Output::Agent(event) => {
+                    info!(
+                        agent = %event.agent,
+                        from = ?event.from,
+                        to = ?event.to,
+                        why = ?event.why,
+                        "agent state"
+                    );
+                    self.event(Event::AgentStateChanged {
+                        agent: event.agent.to_string(),
+                        from: state_name(&event.from).to_owned(),
+                        to: state_name(&event.to).to_owned(),
+                        why: format!("{:?}", event.why),
+                    });
+                }
             }
         }
     }
@@ -534,6 +690,18 @@ impl Endpoint {
                 let wall = self.wall(now);
                 if let Some(q) = self.queues.calls.get_mut(&call) {
                     q.who.record.offered(agent.clone(), wall);
+                    let offered = Event::CallOffered {
+                        call: call.0,
+                        agent: agent.to_string(),
+                        queue: q.queue.to_string(),
+                        caller: q.who.number.clone(),
+                        waited_secs: wall
+                            .duration_since(q.who.arrived)
+                            .unwrap_or_default()
+                            .as_secs(),
+                        ivr_choices: q.who.ivr_choices.clone(),
+                    };
+                    self.event(offered);
                 }
                 self.clients.insert(tx, ClientPurpose::Offer);
                 self.queues.ringing.insert(
@@ -625,6 +793,11 @@ impl Endpoint {
                     if !ringing.ringing && r.status > 100 {
                         ringing.ringing = true;
                         debug!(agent = %ringing.agent, status = r.status, "agent's phone rings");
+                        let event = Event::CallRinging {
+                            call: ringing.call.0,
+                            agent: ringing.agent.to_string(),
+                        };
+                        self.event(event);
                     }
                 }
             }
@@ -759,21 +932,39 @@ impl Endpoint {
         q.agent = Some((ringing.agent.clone(), id));
         q.who.record.answered(ringing.agent.clone(), now_wall);
         info!(call = %q.who.call_id, agent = %ringing.agent, queue = %q.queue, "call bridged");
-        let record = self
-            .queues
-            .settings
-            .queue(&q.queue)
-            .is_some_and(|c| c.record);
+        let queue = q.queue.to_string();
+        // A transferred caller is recorded already: one file per call.
+        let record = q.who.recording.is_none()
+            && self
+                .queues
+                .settings
+                .queue(&q.queue)
+                .is_some_and(|c| c.record);
+        let who = (
+            q.who.number.clone(),
+            q.who.dialled.clone(),
+            format!("agent {}", ringing.agent),
+        );
+        let call_id = q.who.call_id.clone();
+        let number = ringing.call.0;
+        self.event(Event::CallAnswered {
+            call: number,
+            agent: ringing.agent.to_string(),
+        });
+        self.event(Event::QueueCallerLeft {
+            call: number,
+            queue,
+            reason: "answered".to_owned(),
+        });
         if record {
-            let who = (
-                q.who.number.clone(),
-                q.who.dialled.clone(),
-                format!("agent {}", ringing.agent),
-            );
-            let call_id = q.who.call_id.clone();
             let path = self.start_recording(session, &call_id, now_wall, who);
+            self.event(Event::RecordingStarted {
+                call: number,
+                path: path.display().to_string(),
+            });
             if let Some(q) = self.queues.calls.get_mut(&ringing.call) {
-                q.who.record.recording(path);
+                q.who.record.recording(path.clone());
+                q.who.recording = Some(path);
             }
         }
         self.pump_acd(now);
@@ -908,7 +1099,7 @@ impl Endpoint {
                     q.who.record.wrap_up(wrap_up);
                 }
                 let legs_open = if q.agent.is_some() { 2 } else { 1 };
-                self.close_record(q.who.session, q.who.record, legs_open);
+                self.close_record(q.who.session, q.who.record, legs_open, Some(call.0));
             }
         }
     }
@@ -920,10 +1111,16 @@ impl Endpoint {
         session: SessionId,
         record: CallRecordBuilder,
         legs_open: u8,
+        call: Option<u64>,
     ) {
-        self.queues
-            .closing
-            .insert(session, Closing { record, legs_open });
+        self.queues.closing.insert(
+            session,
+            Closing {
+                record,
+                legs_open,
+                call,
+            },
+        );
     }
 
     /// A leg's media closed with its statistics (`None`: it never opened):
@@ -938,6 +1135,9 @@ impl Endpoint {
             return;
         };
         if let Some(report) = report {
+            self.queues.rtp.lost += u64::try_from(report.stats.lost).unwrap_or(0);
+            self.queues.rtp.jitter_sum += report.stats.jitter_ms;
+            self.queues.rtp.legs += 1;
             match leg {
                 LegId::Caller => closing.record.caller_quality(LegQuality::from(report)),
                 LegId::Agent => closing.record.agent_quality(LegQuality::from(report)),
@@ -946,7 +1146,7 @@ impl Endpoint {
         closing.legs_open = closing.legs_open.saturating_sub(1);
         if closing.legs_open == 0 {
             if let Some(done) = self.queues.closing.remove(&session) {
-                self.write_record(done.record);
+                self.write_record(done.record, done.call);
             }
         }
     }
@@ -956,12 +1156,34 @@ impl Endpoint {
     pub(super) fn flush_records(&mut self) {
         let pending: Vec<Closing> = self.queues.closing.drain().map(|(_, c)| c).collect();
         for closing in pending {
-            self.write_record(closing.record);
+            self.write_record(closing.record, closing.call);
         }
     }
 
-    fn write_record(&mut self, record: CallRecordBuilder) {
+    fn write_record(&mut self, record: CallRecordBuilder, call: Option<u64>) {
         let record = record.finish();
+        let queue = record
+            .queue
+            .as_ref()
+            .map_or_else(String::new, ToString::to_string);
+        *self
+            .queues
+            .outcomes
+            .entry((queue, record.outcome.as_str().to_owned()))
+            .or_default() += 1;
+        if let Some(call) = call {
+            self.event(Event::CallEnded {
+                call,
+                agent: record.agent.as_ref().map(ToString::to_string),
+                outcome: record.outcome.as_str().to_owned(),
+            });
+            if let Some(path) = &record.recording {
+                self.event(Event::RecordingCompleted {
+                    call,
+                    path: path.display().to_string(),
+                });
+            }
+        }
         info!(
             call = %record.id,
             outcome = record.outcome.as_str(),
@@ -995,15 +1217,38 @@ impl Endpoint {
             }
             return;
         }
-        let Role::Agent(call, agent) = role else {
+        let Role::Agent(call, _) = role else {
             return;
         };
+        if let Err(error) = self.set_hold(now, *call, held) {
+            debug!(%error, "hold not applied");
+        }
+    }
+
+    /// A queued call put on hold (the agent's phone, or the control API) or
+    /// resumed: the caller hears the hold music meanwhile, the hold time is
+    /// counted, and the ACD knows.
+    pub(super) fn set_hold(
+        &mut self,
+        now: Instant,
+        call: QueueCallId,
+        held: bool,
+    ) -> Result<(), ControlError> {
         let wall = self.wall(now);
-        let Some(q) = self.queues.calls.get_mut(call) else {
-            return;
+        let Some(q) = self.queues.calls.get_mut(&call) else {
+            return Err(ControlError::new(
+                ControlErrorKind::NotFound,
+                format!("no {call}"),
+            ));
+        };
+        let Some((agent, _)) = q.agent.clone() else {
+            return Err(ControlError::new(
+                ControlErrorKind::Conflict,
+                format!("{call} is not answered yet"),
+            ));
         };
         if q.held == held {
-            return;
+            return Ok(());
         }
         q.held = held;
         if held {
@@ -1025,16 +1270,29 @@ impl Endpoint {
         }));
         if let Some(acd) = self.queues.acd.as_mut() {
             let result = if held {
-                acd.hold(now, agent)
+                acd.hold(now, &agent)
             } else {
-                acd.unhold(now, agent)
+                acd.unhold(now, &agent)
             };
             if let Err(error) = result {
                 debug!(%error, "hold not counted");
             }
         }
         info!(%agent, held, "agent hold");
+        let event = if held {
+            Event::CallHeld {
+                call: call.0,
+                agent: agent.to_string(),
+            }
+        } else {
+            Event::CallResumed {
+                call: call.0,
+                agent: agent.to_string(),
+            }
+        };
+        self.event(event);
         self.pump_acd(now);
+        Ok(())
     }
 
     /// Answers an agent's feature code, if the dialled number is one:
@@ -1087,6 +1345,19 @@ impl Endpoint {
             &dialled,
             PendingStart::Feature(player),
         ))
+    }
+}
+
+/// An agent state's name in the API and events.
+pub(super) fn state_name(state: &AgentState) -> &'static str {
+    match state {
+        AgentState::LoggedOut => "logged_out",
+        AgentState::Available => "available",
+        AgentState::Offered(_) => "offered",
+        AgentState::OnCall(_) => "on_call",
+        AgentState::OnHold(_) => "on_hold",
+        AgentState::WrapUp => "wrap_up",
+        AgentState::Paused(_) => "paused",
     }
 }
 

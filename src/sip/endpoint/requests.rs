@@ -16,6 +16,7 @@ const ACCEPT: &str = "application/sdp";
 impl Endpoint {
     /// A response with our To tag and Server header.
     pub(super) fn reply(&mut self, request: &Request, status: u16) -> Response {
+        *self.responses.entry(status).or_default() += 1;
         let tag = (status > 100).then(|| self.ids.tag());
         let mut response = request.response(status, tag.as_deref());
         response
@@ -27,6 +28,7 @@ impl Endpoint {
     /// A response with a To tag we already gave the dialog (a final response
     /// after a provisional one).
     pub(super) fn reply_tagged(&mut self, request: &Request, status: u16, tag: &str) -> Response {
+        *self.responses.entry(status).or_default() += 1;
         let mut response = request.response(status, Some(tag));
         response
             .headers

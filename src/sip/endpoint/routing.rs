@@ -31,6 +31,13 @@ pub(super) struct Caller {
     pub(super) session: SessionId,
     pub(super) number: String,
     pub(super) dialled: String,
+    pub(super) direction: CallDirection,
+    pub(super) arrived: SystemTime,
+    /// Keys pressed in menus, for the agent's screen pop.
+    pub(super) ivr_choices: String,
+    /// The call's recording once started (relative path).
+    pub(super) recording: Option<std::path::PathBuf>,
+    pub(super) recording_paused: bool,
     pub(super) record: CallRecordBuilder,
 }
 
@@ -128,6 +135,11 @@ impl Endpoint {
             session,
             number: start.caller,
             dialled: start.dialled,
+            direction,
+            arrived: start.arrived,
+            ivr_choices: String::new(),
+            recording: None,
+            recording_paused: false,
             record,
         };
         self.route_caller(now, who, start.route);
@@ -155,7 +167,7 @@ impl Endpoint {
                             feed: once(&p),
                         }));
                         self.calls.set_role(&who.dialog, Role::Goodbye);
-                        self.close_record(who.session, who.record, 1);
+                        self.close_record(who.session, who.record, 1, None);
                     }
                     None => self.route_caller(now, who, Route::Hangup),
                 }
@@ -174,7 +186,7 @@ impl Endpoint {
                 );
                 let dialog = who.dialog.clone();
                 self.calls.set_role(&dialog, Role::Goodbye);
-                self.close_record(who.session, who.record, 1);
+                self.close_record(who.session, who.record, 1, None);
                 self.hang_up(now, &dialog, "routed to hang-up");
             }
         }
@@ -258,6 +270,7 @@ impl Endpoint {
     pub(super) fn ivr_digit(&mut self, now: Instant, dialog: &DialogId, digit: char) {
         if let Some(call) = self.queues.ivr_calls.get_mut(dialog) {
             call.who.record.ivr_digit(digit);
+            call.who.ivr_choices.push(digit);
             call.ivr.digit(now, digit);
             self.pump_ivr(now, dialog);
         }
@@ -299,6 +312,6 @@ impl Endpoint {
         } else {
             record.ended(wall, CallOutcome::Failed, Some(HungUpBy::Gateway), why);
         }
-        self.close_record(call.who.session, record, 1);
+        self.close_record(call.who.session, record, 1, None);
     }
 }
