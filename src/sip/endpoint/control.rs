@@ -71,10 +71,7 @@ impl Endpoint {
             Command::Transfer { call, target } => self.control_transfer(now, call, &target),
             Command::SendDtmf { call, digits } => self.control_dtmf(call, &digits),
             Command::Record { call, paused } => self.control_record(call, paused),
-            Command::Originate { .. } => Err(ControlError::new(
-                ControlErrorKind::Unavailable,
-                "click-to-call is not available yet",
-            )),
+            Command::Originate { agent, number } => self.originate(now, &agent, &number),
             Command::OfferAnswer { .. } => Err(ControlError::new(
                 ControlErrorKind::Unavailable,
                 "no agent takes offers over the API yet",

@@ -10,6 +10,7 @@ mod calls_tests;
 mod control;
 mod ids;
 mod in_dialog;
+mod originate;
 mod outbound;
 mod qualify;
 mod queue_calls;
@@ -19,6 +20,7 @@ mod routing;
 #[cfg(test)]
 mod tests;
 mod trunks;
+mod uac;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -221,6 +223,8 @@ enum ClientPurpose {
     Offer,
     /// Our INVITE to the trunk for an agent's outbound call.
     Outbound,
+    /// Our INVITE of a click-to-call (to the agent, then to the trunk).
+    Originate,
 }
 
 pub struct Endpoint {
@@ -237,6 +241,7 @@ pub struct Endpoint {
     calls: calls::Calls,
     queues: queue_calls::QueueCalls,
     outbound: outbound::Outbound,
+    originate: originate::Originate,
     /// The wall-clock time of the last input, to date what happens at a
     /// monotonic `now` (call records, recordings).
     clock: (Instant, SystemTime),
@@ -283,6 +288,7 @@ impl Endpoint {
             calls: calls::Calls::new(config.media.clone()),
             queues: queue_calls::QueueCalls::new(config.queues.clone()),
             outbound: outbound::Outbound::default(),
+            originate: originate::Originate::default(),
             clock: (now, SystemTime::now()),
             responses: std::collections::BTreeMap::new(),
             outputs: VecDeque::new(),
@@ -544,6 +550,7 @@ impl Endpoint {
             }
             (Some(ClientPurpose::Offer), outcome) => self.offer_outcome(now, tx, outcome),
             (Some(ClientPurpose::Outbound), outcome) => self.outbound_outcome(now, tx, outcome),
+            (Some(ClientPurpose::Originate), outcome) => self.originate_outcome(now, tx, outcome),
             (Some(ClientPurpose::Bye), _) | (None, _) => {}
         }
     }

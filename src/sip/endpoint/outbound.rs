@@ -20,18 +20,15 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use bytes::Bytes;
 use tracing::{debug, info, warn};
 
-use super::super::dialog::{Dialog, DialogId};
+use super::super::dialog::DialogId;
 use super::super::flow::Flow;
-use super::super::message::{
-    CSeq, CallId as SipCallId, Contacts, HeaderName, Headers, Method, NameAddr, Request, Response,
-    SipUri, Uri, Via,
-};
+use super::super::message::{HeaderName, Host, NameAddr, Request, Response, SipUri, Uri};
 use super::super::transaction::{ClientTxId, ServerTxId};
 use super::calls::PendingStart;
 use super::queue_calls::{Role, BYE_RECEIVED};
+use super::uac::NewLeg;
 use super::{ClientOutcome, ClientPurpose, Endpoint, Output};
 use crate::call::acd::{AgentState, PauseReason};
 use crate::call::record::{CallDirection, CallOutcome, CallRecordBuilder, HungUpBy};
@@ -39,9 +36,7 @@ use crate::config::{AgentId, DialPermission};
 use crate::control::Event;
 use crate::media::ports::PortPair;
 use crate::media::relay::LegId;
-use crate::media::sdp::{
-    accept_answer, make_offer, Direction, LocalMedia, Negotiated, SessionDescription,
-};
+use crate::media::sdp::{Negotiated, SessionDescription};
 use crate::media::session::{Feed, SessionId};
 
 /// The pause reason an agent has in the ACD during an outbound call.
@@ -89,6 +84,16 @@ pub(super) struct OutboundStart {
     record: CallRecordBuilder,
 }
 
+/// The two legs of an outbound call, bridged in `session`.
+pub(super) struct Bridge {
+    pub(super) call: u64,
+    pub(super) session: SessionId,
+    pub(super) agent: AgentId,
+    pub(super) number: String,
+    pub(super) agent_leg: DialogId,
+    pub(super) customer_leg: DialogId,
+}
+
 /// Outbound calls in progress.
 #[derive(Default)]
 pub(super) struct Outbound {
@@ -115,7 +120,7 @@ pub(super) struct Connected {
 
 /// The permission a dialled number needs, if it is a number at all: digits
 /// with an optional leading `+`, 3 to 15 of them (E.164 allows 15).
-fn permission_for(dialled: &str) -> Option<DialPermission> {
+pub(super) fn permission_for(dialled: &str) -> Option<DialPermission> {
     let digits = dialled.strip_prefix('+').unwrap_or(dialled);
     if !(3..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -157,24 +162,11 @@ impl Endpoint {
             warn!("outbound call refused: no trunk to send it to");
             return Some(self.reply(request, 503));
         };
-        let Some(settings) = self.calls.settings().cloned() else {
-            return Some(self.reply(request, 480));
-        };
-        let Some(ports) = self.calls.allocate_ports() else {
+        let Some(NewLeg { ports, sdp }) = self.new_leg() else {
             let mut r = self.reply(request, 503);
             r.headers.push(HeaderName::RetryAfter, "5");
             return Some(r);
         };
-        let local = LocalMedia {
-            address: settings.address,
-            rtp_port: ports.rtp(),
-            session_id: rand::random::<u32>().into(),
-            session_version: 1,
-            direction: Direction::SendRecv,
-            ptime: None,
-            rtcp_mux: false,
-        };
-        let sdp = make_offer(&local, &settings.preferences);
         let invite = self.trunk_invite(&flow, &dialled, &caller_id, &sdp);
         let reliable = flow.is_reliable();
         let tx = match self
@@ -231,7 +223,7 @@ impl Endpoint {
 
     /// The trunk outbound calls take (the first one we have a socket for),
     /// the flow to it, and the caller id to present.
-    fn outbound_trunk(&self) -> Option<(String, Flow, String)> {
+    pub(super) fn outbound_trunk(&self) -> Option<(String, Flow, String)> {
         self.config.trunks.iter().find_map(|t| {
             let flow = super::trunks::flow_to(&self.config.listen, t.transport, t.peer)?;
             let caller_id = t
@@ -242,51 +234,20 @@ impl Endpoint {
         })
     }
 
-    fn trunk_invite(
+    /// Our INVITE to the carrier for `number`, presenting `caller_id`.
+    pub(super) fn trunk_invite(
         &mut self,
         flow: &Flow,
         number: &str,
         caller_id: &str,
         sdp: &SessionDescription,
     ) -> Request {
-        let host = self.local_host(flow);
-        let target = SipUri::new(super::super::message::Host::Ip(flow.remote.ip()))
+        let target = SipUri::new(Host::Ip(flow.remote.ip()))
             .with_user(number)
             .with_port(flow.remote.port());
-        let from = NameAddr::new(SipUri::new(host.clone()).with_user(caller_id).into())
-            .with_tag(&self.ids.tag());
+        let from = self.our_name_addr(flow, caller_id, None);
         let to = NameAddr::new(target.clone().into());
-        let mut headers = Headers::new(
-            from,
-            to,
-            SipCallId::new(self.ids.call_id(&self.config.domain)),
-            CSeq {
-                seq: 1,
-                method: Method::Invite,
-            },
-        );
-        let mut via = Via::new(
-            flow.transport.as_str(),
-            host.clone(),
-            Some(flow.local.port()),
-            &self.ids.branch(),
-        );
-        via.params.set("rport", None);
-        headers.via.push(via);
-        headers.max_forwards = Some(70);
-        let contact = SipUri::new(host)
-            .with_user("switchboard")
-            .with_port(flow.local.port());
-        headers.contact = Contacts::List(vec![NameAddr::new(contact.into())]);
-        headers.push(HeaderName::Allow, super::requests::ALLOW);
-        headers.push(HeaderName::UserAgent, self.config.user_agent.clone());
-        headers.push(HeaderName::ContentType, "application/sdp");
-        Request {
-            method: Method::Invite,
-            uri: Uri::Sip(target),
-            headers,
-            body: Bytes::from(sdp.to_string()),
-        }
+        self.build_invite(flow, Uri::Sip(target), from, to, sdp)
     }
 
     /// The 180 to an agent's outbound INVITE went out on `tx`: the call's
@@ -396,36 +357,11 @@ impl Endpoint {
 
     /// The customer answered: ACK, then answer the agent and bridge.
     fn customer_answered(&mut self, now: Instant, tx: ClientTxId, mut p: Placing, r: &Response) {
-        let dialog = match Dialog::uac(&p.invite, r) {
-            Ok(d) => d,
-            Err(error) => {
-                warn!(%error, "trunk's 2xx forms no dialog");
-                self.calls.release_ports(p.ports);
-                return;
-            }
-        };
-        let id = dialog.id().clone();
-        let mut via = Via::new(
-            p.flow.transport.as_str(),
-            self.local_host(&p.flow),
-            Some(p.flow.local.port()),
-            &self.ids.branch(),
-        );
-        via.params.set("rport", None);
-        let ack = Bytes::from(dialog.ack_for_2xx(1, via).to_bytes());
-        self.outputs.push_back(Output::Transmit {
-            flow: p.flow.clone(),
-            data: ack.clone(),
-        });
-        self.queues.acks.insert(tx, (p.flow.clone(), ack));
-        if let Err(error) = self.dialogs.insert(dialog) {
-            warn!(%error, "trunk dialog not kept");
+        let Some(id) = self.accept_2xx(tx, &p.invite, &p.flow, r) else {
             self.calls.release_ports(p.ports);
             return;
-        }
-        let negotiated = SessionDescription::parse_bytes(&r.body)
-            .ok()
-            .and_then(|answer| accept_answer(&p.local_sdp, &answer).ok());
+        };
+        let negotiated = super::uac::negotiate(&p.local_sdp, &r.body);
         let (Some(negotiated), false, Some(server_tx), Some(mut record)) =
             (negotiated, p.cancelled, p.server_tx, p.record.take())
         else {
@@ -484,40 +420,63 @@ impl Endpoint {
             Feed::Other,
         );
         self.open_leg(agent_leg, session, LegId::Agent, negotiated, Feed::Other);
-        self.calls.set_partner(&start.customer, agent_leg.clone());
-        self.calls.set_partner(agent_leg, start.customer.clone());
         self.calls.set_role(agent_leg, Role::Outbound(Side::Agent));
-        let mut record = start.record;
-        let call_id = self.calls.call_id_of(agent_leg).unwrap_or_default();
+        let call = self.queues.next;
+        self.queues.next += 1;
+        let bridge = Bridge {
+            call,
+            session,
+            agent: start.agent,
+            number: start.number,
+            agent_leg: agent_leg.clone(),
+            customer_leg: start.customer,
+        };
+        self.outbound_bridged(now, bridge, start.record);
+    }
+
+    /// Both legs of an outbound call (or a click-to-call) are in `session`
+    /// hearing each other: partners, recording, the agent paused in the
+    /// ACD meanwhile, the event.
+    pub(super) fn outbound_bridged(
+        &mut self,
+        now: Instant,
+        b: Bridge,
+        mut record: CallRecordBuilder,
+    ) {
+        self.calls.set_partner(&b.customer_leg, b.agent_leg.clone());
+        self.calls.set_partner(&b.agent_leg, b.customer_leg.clone());
+        let call_id = self.calls.call_id_of(&b.agent_leg).unwrap_or_default();
         let who = (
-            start.number.clone(),
-            start.number.clone(),
-            format!("agent {}", start.agent),
+            b.number.clone(),
+            b.number.clone(),
+            format!("agent {}", b.agent),
         );
-        let path = self.start_recording(session, &call_id, self.wall(now), who);
-        record.recording(path);
-        info!(agent = %start.agent, %session, "outbound call bridged");
+        let path = self.start_recording(b.session, &call_id, self.wall(now), who);
+        record.recording(path.clone());
+        info!(agent = %b.agent, session = %b.session, "outbound call bridged");
         // The agent is busy: no queue offers it a call meanwhile.
         if let Some(acd) = self.queues.acd_mut() {
-            if acd.agent_state(&start.agent) == AgentState::Available {
-                let _ = acd.pause(now, &start.agent, PauseReason::new(OUTBOUND_PAUSE));
+            if acd.agent_state(&b.agent) == AgentState::Available {
+                let _ = acd.pause(now, &b.agent, PauseReason::new(OUTBOUND_PAUSE));
             }
         }
         self.pump_acd(now);
-        let call = self.queues.next;
-        self.queues.next += 1;
         self.event(Event::CallAnswered {
-            call,
-            agent: start.agent.to_string(),
+            call: b.call,
+            agent: b.agent.to_string(),
+        });
+        self.event(Event::RecordingStarted {
+            call: b.call,
+            path: path.display().to_string(),
         });
         self.outbound.connected.insert(
-            session,
+            b.session,
             Connected {
-                call,
-                agent: start.agent,
-                number: start.number,
-                agent_leg: agent_leg.clone(),
-                customer_leg: start.customer,
+                call: b.call,
+                agent: b.agent,
+                number: b.number,
+                agent_leg: b.agent_leg,
+                customer_leg: b.customer_leg,
                 recording_paused: false,
                 record,
             },
@@ -535,6 +494,9 @@ impl Endpoint {
         let Some(session) = self.calls.session_of(id) else {
             return;
         };
+        if side == Side::Agent && self.originate_agent_gone(now, id, why) {
+            return;
+        }
         let wall = self.wall(now);
         let Some(Connected {
             agent,

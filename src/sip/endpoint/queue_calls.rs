@@ -22,12 +22,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
-use super::super::dialog::{Dialog, DialogId};
+use super::super::dialog::DialogId;
 use super::super::flow::Flow;
-use super::super::message::{
-    CSeq, CallId as SipCallId, Contacts, HeaderName, Headers, Method, NameAddr, Request, Response,
-    SipUri, Uri, Via,
-};
+use super::super::message::{Request, Response};
 use super::super::transaction::ClientTxId;
 use super::calls::PendingStart;
 use super::routing::Caller;
@@ -42,7 +39,7 @@ use crate::media::control::MediaCommand;
 use crate::media::player::{PlayItem, Player, Prompt};
 use crate::media::ports::PortPair;
 use crate::media::relay::LegId;
-use crate::media::sdp::{accept_answer, make_offer, Direction, LocalMedia, SessionDescription};
+use crate::media::sdp::SessionDescription;
 use crate::media::session::{Feed, SessionId};
 
 /// A call's number in the ACD.
@@ -602,84 +599,18 @@ impl Endpoint {
         let Some(q) = self.queues.calls.get(&call) else {
             return false;
         };
-        let Some(binding) = self
-            .registrar
-            .contacts(agent.as_str())
-            .iter()
-            .filter(|b| b.reachable)
-            .max_by_key(|b| b.expires_at)
-            .cloned()
-        else {
-            info!(%agent, "agent has no reachable phone registered");
+        let (number, queue) = (q.who.number.clone(), q.queue.clone());
+        let Some(binding) = self.agent_contact(agent.as_str()) else {
             return false;
         };
-        let Some(settings) = self.calls.settings().cloned() else {
+        let Some(leg) = self.new_leg() else {
             return false;
         };
-        let Some(ports) = self.calls.allocate_ports() else {
-            warn!("no RTP port pair free: agent not rung");
-            return false;
-        };
-        let local = LocalMedia {
-            address: settings.address,
-            rtp_port: ports.rtp(),
-            session_id: rand::random::<u32>().into(),
-            session_version: 1,
-            direction: Direction::SendRecv,
-            ptime: None,
-            rtcp_mux: false,
-        };
-        let sdp = make_offer(&local, &settings.preferences);
         let flow = binding.flow.clone();
-        let host = self.local_host(&flow);
-        let mut from = NameAddr::new(
-            SipUri::new(host.clone())
-                .with_user(if q.who.number.is_empty() {
-                    "anonymous"
-                } else {
-                    &q.who.number
-                })
-                .into(),
-        )
-        .with_tag(&self.ids.tag());
-        from.display = Some(format!("{} ({})", q.who.number, q.queue));
-        let to = NameAddr::new(
-            SipUri::new(super::local_host_of(&self.config.domain, &flow))
-                .with_user(agent.as_str())
-                .into(),
-        );
-        let mut headers = Headers::new(
-            from,
-            to,
-            SipCallId::new(self.ids.call_id(&self.config.domain)),
-            CSeq {
-                seq: 1,
-                method: Method::Invite,
-            },
-        );
-        let mut via = Via::new(
-            flow.transport.as_str(),
-            host.clone(),
-            Some(flow.local.port()),
-            &self.ids.branch(),
-        );
-        via.params.set("rport", None);
-        headers.via.push(via);
-        headers.max_forwards = Some(70);
-        let contact = SipUri::new(host)
-            .with_user("switchboard")
-            .with_port(flow.local.port());
-        headers.contact = Contacts::List(vec![NameAddr::new(contact.into())]);
-        headers.push(HeaderName::Allow, super::requests::ALLOW);
-        headers.push(HeaderName::UserAgent, self.config.user_agent.clone());
-        headers.push(HeaderName::ContentType, "application/sdp");
-        let target: Uri = binding.contact.uri.clone();
-        let invite = Request {
-            method: Method::Invite,
-            uri: target,
-            headers,
-            body: Bytes::from(sdp.to_string()),
-        };
+        let from = self.our_name_addr(&flow, &number, Some(format!("{number} ({queue})")));
+        let to = self.our_name_addr(&flow, agent.as_str(), None);
+        let invite = self.build_invite(&flow, binding.contact.uri.clone(), from, to, &leg.sdp);
+        let (ports, sdp) = (leg.ports, leg.sdp);
         let reliable = flow.is_reliable();
         match self
             .tx
@@ -850,42 +781,16 @@ impl Endpoint {
     /// An agent's phone answered: ACK, then bridge if the ACD gives this
     /// agent the call, else BYE.
     fn agent_answered(&mut self, now: Instant, tx: ClientTxId, ringing: Ringing, r: &Response) {
-        let dialog = match Dialog::uac(&ringing.invite, r) {
-            Ok(d) => d,
-            Err(error) => {
-                warn!(%error, agent = %ringing.agent, "agent's 2xx forms no dialog");
-                self.settle_failed_answer(now, &ringing);
-                return;
-            }
-        };
-        let id = dialog.id().clone();
-        let mut via = Via::new(
-            ringing.flow.transport.as_str(),
-            self.local_host(&ringing.flow),
-            Some(ringing.flow.local.port()),
-            &self.ids.branch(),
-        );
-        via.params.set("rport", None);
-        let ack = Bytes::from(dialog.ack_for_2xx(1, via).to_bytes());
-        self.outputs.push_back(Output::Transmit {
-            flow: ringing.flow.clone(),
-            data: ack.clone(),
-        });
-        self.queues.acks.insert(tx, (ringing.flow.clone(), ack));
-        if let Err(error) = self.dialogs.insert(dialog) {
-            warn!(%error, "agent dialog not kept");
+        let Some(id) = self.accept_2xx(tx, &ringing.invite, &ringing.flow, r) else {
             self.settle_failed_answer(now, &ringing);
             return;
-        }
+        };
         let Some(ports) = ringing.ports else {
             info!(agent = %ringing.agent, "answer after the offer was withdrawn: hanging up");
             self.send_bye(now, &id, ringing.flow.clone());
             return;
         };
-        let negotiated = SessionDescription::parse_bytes(&r.body)
-            .ok()
-            .and_then(|answer| accept_answer(&ringing.local_sdp, &answer).ok());
-        let Some(negotiated) = negotiated else {
+        let Some(negotiated) = super::uac::negotiate(&ringing.local_sdp, &r.body) else {
             warn!(agent = %ringing.agent, "agent's answer has no usable SDP: hanging up");
             self.send_bye(now, &id, ringing.flow.clone());
             self.calls.release_ports(ports);
