@@ -408,6 +408,19 @@ pub struct Agent {
     /// `dial_permissions`: which kinds of numbers the agent may call; no
     /// duplicates.
     pub dial_permissions: Vec<DialPermission>,
+    pub handoff: Handoff,
+}
+
+/// How the ACD's offers reach an agent (`agents[].handoff`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Handoff {
+    /// The agent's registered phone rings.
+    #[default]
+    Phone,
+    /// The offer is published on the agent's event stream; the agent's
+    /// desktop accepts (then the phone rings) or rejects it over the API.
+    Api,
 }
 
 impl Agent {

@@ -144,6 +144,7 @@ pub(super) struct RawAgent {
     pub password: String,
     pub display_name: Option<String>,
     pub dial_permissions: Option<Vec<DialPermission>>,
+    pub handoff: Option<super::Handoff>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -526,6 +526,7 @@ fn agents(raw: Vec<RawAgent>) -> Result<Vec<Agent>, ConfigError> {
             password: Secret::new(a.password),
             display_name: a.display_name,
             dial_permissions,
+            handoff: a.handoff.unwrap_or_default(),
         });
     }
     Ok(agents)

@@ -72,10 +72,17 @@ impl Endpoint {
             Command::SendDtmf { call, digits } => self.control_dtmf(call, &digits),
             Command::Record { call, paused } => self.control_record(call, paused),
             Command::Originate { agent, number } => self.originate(now, &agent, &number),
-            Command::OfferAnswer { .. } => Err(ControlError::new(
-                ControlErrorKind::Unavailable,
-                "no agent takes offers over the API yet",
-            )),
+            Command::OfferAnswer {
+                agent,
+                call,
+                accept,
+            } => {
+                let id: AgentId = agent
+                    .parse()
+                    .map_err(|_| not_found(format!("agent {agent}")))?;
+                self.offer_answer(now, acd::CallId(call), &id, accept)?;
+                Ok(Reply::Done)
+            }
             Command::Metrics => Ok(Reply::Metrics(self.metrics_view(now))),
         }
     }

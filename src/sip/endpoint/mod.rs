@@ -164,6 +164,12 @@ impl EndpointConfig {
                 hold_music: Some(config.media.hold_music.clone()),
                 sounds_dir: config.media.sounds_dir.clone(),
                 prompts: HashMap::new(),
+                api_agents: config
+                    .agents
+                    .iter()
+                    .filter(|a| a.handoff == crate::config::Handoff::Api)
+                    .map(|a| a.id.clone())
+                    .collect(),
             },
         }
     }

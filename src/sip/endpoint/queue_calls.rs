@@ -72,6 +72,8 @@ pub struct QueueSettings {
     pub sounds_dir: PathBuf,
     /// Every prompt the configuration names, loaded once by the runtime.
     pub prompts: HashMap<PathBuf, Prompt>,
+    /// Agents whose offers go to their desktop first (`handoff = "api"`).
+    pub api_agents: std::collections::HashSet<AgentId>,
 }
 
 impl QueueSettings {
@@ -164,6 +166,8 @@ pub(super) struct QueueCalls {
     pub(super) ivr_calls: HashMap<DialogId, super::routing::IvrCall>,
     /// IVR key timeouts due, earliest first.
     pub(super) ivr_at: BTreeSet<(Instant, DialogId)>,
+    /// Offers published to API agents' desktops, awaiting their answer.
+    api_offers: std::collections::HashSet<(QueueCallId, AgentId)>,
     pub(super) next: u64,
     /// Ended calls by (queue, outcome), for metrics.
     pub(super) outcomes: BTreeMap<(String, String), u64>,
@@ -222,6 +226,7 @@ impl QueueCalls {
             menus,
             ivr_calls: HashMap::new(),
             ivr_at: BTreeSet::new(),
+            api_offers: std::collections::HashSet::new(),
             next: 1,
             outcomes: BTreeMap::new(),
             rtp: RtpTotals::default(),
@@ -595,7 +600,70 @@ impl Endpoint {
     /// Rings one agent with a call: our INVITE to the agent's most recently
     /// registered reachable contact, sent where that REGISTER came from
     /// (phones behind NAT). False when there is nothing to ring.
+    /// Offers a call to one agent: published as an event (the agent
+    /// desktop's screen pop), then the agent's phone rings — or, for an agent
+    /// taking offers over the API, its desktop answers first. False when
+    /// there is nothing to ring.
     fn offer(&mut self, now: Instant, call: QueueCallId, agent: &AgentId) -> bool {
+        let wall = self.wall(now);
+        let Some(q) = self.queues.calls.get_mut(&call) else {
+            return false;
+        };
+        q.who.record.offered(agent.clone(), wall);
+        let offered = Event::CallOffered {
+            call: call.0,
+            agent: agent.to_string(),
+            queue: q.queue.to_string(),
+            caller: q.who.number.clone(),
+            waited_secs: wall
+                .duration_since(q.who.arrived)
+                .unwrap_or_default()
+                .as_secs(),
+            ivr_choices: q.who.ivr_choices.clone(),
+        };
+        self.event(offered);
+        if self.queues.settings.api_agents.contains(agent) {
+            info!(%agent, acd_call = %call, "offer published to the agent's desktop");
+            self.queues.api_offers.insert((call, agent.clone()));
+            return true;
+        }
+        self.ring_phone(now, call, agent)
+    }
+
+    /// The agent's desktop answered an offer published on its stream.
+    pub(super) fn offer_answer(
+        &mut self,
+        now: Instant,
+        call: QueueCallId,
+        agent: &AgentId,
+        accept: bool,
+    ) -> Result<(), ControlError> {
+        if !self.queues.api_offers.remove(&(call, agent.clone())) {
+            return Err(ControlError::new(
+                ControlErrorKind::Conflict,
+                format!("{call} is not offered to agent {agent}"),
+            ));
+        }
+        if accept && self.ring_phone(now, call, agent) {
+            info!(%agent, acd_call = %call, "offer accepted on the desktop");
+            return Ok(());
+        }
+        let wall = self.wall(now);
+        if let Some(q) = self.queues.calls.get_mut(&call) {
+            q.who.record.offer_ended(agent, wall, OfferResult::Rejected);
+        }
+        if let Some(acd) = self.queues.acd.as_mut() {
+            let _ = acd.rejected(now, call, agent);
+        }
+        info!(%agent, acd_call = %call, accept, "offer declined on the desktop (or no phone)");
+        self.pump_acd(now);
+        Ok(())
+    }
+
+    /// Rings the agent's phone with a call: our INVITE to its most recently
+    /// registered reachable contact, sent where that REGISTER came from
+    /// (phones behind NAT).
+    fn ring_phone(&mut self, now: Instant, call: QueueCallId, agent: &AgentId) -> bool {
         let Some(q) = self.queues.calls.get(&call) else {
             return false;
         };
@@ -618,22 +686,6 @@ impl Endpoint {
         {
             Ok(tx) => {
                 info!(%agent, acd_call = %call, contact = %binding.key, "ringing agent");
-                let wall = self.wall(now);
-                if let Some(q) = self.queues.calls.get_mut(&call) {
-                    q.who.record.offered(agent.clone(), wall);
-                    let offered = Event::CallOffered {
-                        call: call.0,
-                        agent: agent.to_string(),
-                        queue: q.queue.to_string(),
-                        caller: q.who.number.clone(),
-                        waited_secs: wall
-                            .duration_since(q.who.arrived)
-                            .unwrap_or_default()
-                            .as_secs(),
-                        ivr_choices: q.who.ivr_choices.clone(),
-                    };
-                    self.event(offered);
-                }
                 self.clients.insert(tx, ClientPurpose::Offer);
                 self.queues.ringing.insert(
                     tx,
@@ -659,6 +711,12 @@ impl Endpoint {
 
     /// Stops ringing an agent: CANCEL (RFC 3261 §9.1); its ports go back.
     fn withdraw_offer(&mut self, now: Instant, call: QueueCallId, agent: &AgentId) {
+        if self.queues.api_offers.remove(&(call, agent.clone())) {
+            // Published only: nothing rings. The desktop's late answer gets
+            // a conflict.
+            self.offer_ended(now, call, agent);
+            return;
+        }
         let found = self
             .queues
             .ringing
@@ -671,19 +729,23 @@ impl Endpoint {
             self.calls.release_ports(ports);
         }
         info!(%agent, acd_call = %call, "offer withdrawn");
+        self.offer_ended(now, call, agent);
+        if let Err(error) = self.tx.cancel(now, tx) {
+            debug!(%error, "nothing to cancel");
+        }
+    }
+
+    /// The ACD withdrew an offer: it rang too long, another agent answered
+    /// (ring-all) or the caller left.
+    fn offer_ended(&mut self, now: Instant, call: QueueCallId, agent: &AgentId) {
         let wall = self.wall(now);
         if let Some(q) = self.queues.calls.get_mut(&call) {
-            // The ACD withdraws an offer when it rang too long, when another
-            // agent answered (ring-all) or when the caller left.
             let result = if q.ending || q.agent.is_some() {
                 OfferResult::Cancelled
             } else {
                 OfferResult::RingTimeout
             };
             q.who.record.offer_ended(agent, wall, result);
-        }
-        if let Err(error) = self.tx.cancel(now, tx) {
-            debug!(%error, "nothing to cancel");
         }
     }
 
