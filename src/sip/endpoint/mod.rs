@@ -7,6 +7,8 @@
 mod calls;
 #[cfg(test)]
 mod calls_tests;
+#[cfg(test)]
+mod flow_tests;
 mod ids;
 mod in_dialog;
 mod outbound;
