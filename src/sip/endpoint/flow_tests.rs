@@ -942,6 +942,11 @@ fn an_agent_on_hold_plays_the_hold_music_to_the_caller() {
     assert_eq!(record.hold, Duration::from_secs(7));
     assert_eq!(record.talk, Duration::from_secs(5));
     assert_eq!(record.hung_up_by, Some(HungUpBy::Agent));
+    assert!(
+        !record.end_reason.contains("caller"),
+        "the agent hung up: {}",
+        record.end_reason
+    );
     // The caller's BYE after ours belongs to no dialog.
     assert_eq!(net.in_dialog(&mut caller, "BYE", "")[0].status, 481);
 }
@@ -1017,6 +1022,23 @@ fn an_outbound_call_rings_the_agent_and_bridges_the_customers_answer() {
         net.state("1001"),
         AgentState::Paused(PauseReason::new("outbound call"))
     );
+    let session = bridged[0].0;
+
+    // The agent holds the customer for 4 s: hold music, counted as hold.
+    net.advance(Duration::from_secs(2));
+    let media_mark = net.media.len();
+    let r = net.in_dialog(&mut call, "INVITE", &sdp(44001, 2, "sendonly"));
+    assert_eq!(r[0].status, 200);
+    net.in_dialog(&mut call, "ACK", "");
+    net.advance(Duration::from_secs(4));
+    let r = net.in_dialog(&mut call, "INVITE", &sdp(44001, 3, "sendrecv"));
+    assert_eq!(r[0].status, 200);
+    net.in_dialog(&mut call, "ACK", "");
+    let feeds = net.caller_feeds(media_mark, session);
+    assert_eq!(feeds.len(), 2, "{feeds:?}");
+    assert!(plays(&feeds[0], "hold"), "{:?}", feeds[0]);
+    assert!(matches!(feeds[1], Feed::Other));
+    net.advance(Duration::from_secs(1));
 
     // The customer hangs up.
     let mark = net.mark();
@@ -1029,6 +1051,8 @@ fn an_outbound_call_rings_the_agent_and_bridges_the_customers_answer() {
     assert_eq!(record.outcome, CallOutcome::Answered);
     assert_eq!(record.hung_up_by, Some(HungUpBy::Customer));
     assert_eq!(record.dialled, "0212345678");
+    assert_eq!(record.hold, Duration::from_secs(4));
+    assert_eq!(record.talk, Duration::from_secs(3));
     assert_eq!(net.state("1001"), AgentState::Available);
 }
 
@@ -1194,6 +1218,21 @@ fn an_ivr_key_by_sip_info_routes_the_caller_to_the_options_queue() {
         Some("sales")
     );
     assert_eq!(record.agent.as_ref().map(|a| a.as_str()), Some("1003"));
+
+    // The same key as an RFC 4733 event, reported by the media worker.
+    net.advance(Duration::from_secs(20));
+    assert_eq!(net.state("1003"), AgentState::Available, "wrap-up over");
+    let mark = net.mark();
+    let media_mark = net.media.len();
+    net.trunk_call("+15557770011", "+15550101", "cust11");
+    let session = net.caller_session(media_mark);
+    net.input(Input::Media(MediaEvent::Digit {
+        session,
+        leg: LegId::Caller,
+        digit: '1',
+        duration_ms: 160,
+    }));
+    assert_eq!(net.requests(mark, A3, Method::Invite).len(), 1);
 }
 
 #[test]
@@ -1268,4 +1307,59 @@ fn a_caller_waiting_too_long_hears_the_overflow_message_then_is_hung_up() {
     let record = only_record(&net);
     assert_eq!(record.outcome, CallOutcome::TimedOut);
     assert_eq!(record.hung_up_by, Some(HungUpBy::Gateway));
+}
+
+#[test]
+fn an_answer_after_the_caller_left_is_acked_and_hung_up() {
+    let mut net = Net::new();
+    net.login(A1, "1001");
+    let mark = net.mark();
+    let mut caller = net.trunk_call("+15557770012", "+15550100", "cust12");
+    let invite = net.requests(mark, A1, Method::Invite).remove(0);
+    // The caller leaves before the phone even said it rings: our CANCEL
+    // waits for a provisional response (RFC 3261 §9.1)...
+    let mark = net.mark();
+    net.in_dialog(&mut caller, "BYE", "");
+    assert!(net.silent_to(mark, A1));
+    // ...and the phone answers meanwhile: ACK, then BYE; never a bridge.
+    let media_mark = net.media.len();
+    net.answer(&invite, A1, 200, "ag1");
+    assert_eq!(net.methods(mark, A1), vec![Method::Ack, Method::Bye]);
+    assert!(!net.media[media_mark..]
+        .iter()
+        .any(|c| matches!(c, MediaCommand::OpenLeg { .. })));
+    let bye = net.requests(mark, A1, Method::Bye).remove(0);
+    net.ok(&bye, A1);
+    net.close_legs();
+    let record = only_record(&net);
+    assert_eq!(record.outcome, CallOutcome::Abandoned);
+    assert_eq!(
+        offers(record),
+        vec![("1001".into(), OfferResult::Cancelled)]
+    );
+    assert_eq!(net.state("1001"), AgentState::Available);
+}
+
+#[test]
+fn an_agent_missing_three_offers_in_a_row_is_paused() {
+    let mut net = Net::new();
+    net.login(A1, "1001");
+    let mark = net.mark();
+    net.trunk_call("+15557770013", "+15550100", "cust13");
+    for round in 1..=3 {
+        let invites = net.requests(mark, A1, Method::Invite);
+        assert_eq!(invites.len(), round, "rung again: nobody else is free");
+        let invite = invites.last().unwrap();
+        net.answer(invite, A1, 180, "ag1");
+        let cancel_mark = net.mark();
+        net.advance(Duration::from_secs(5));
+        let cancel = net.requests(cancel_mark, A1, Method::Cancel).remove(0);
+        net.ok(&cancel, A1);
+        net.answer(invite, A1, 487, "ag1");
+    }
+    assert_eq!(
+        net.state("1001"),
+        AgentState::Paused(PauseReason::missed_offers())
+    );
+    assert_eq!(net.requests(mark, A1, Method::Invite).len(), 3);
 }

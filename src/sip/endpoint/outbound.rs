@@ -489,6 +489,19 @@ impl Endpoint {
         self.outbound.records.insert(session, (start.agent, record));
     }
 
+    /// The agent holds (`held`) or resumes the outbound call in `session`:
+    /// its record counts the hold time, as for queued calls.
+    pub(super) fn outbound_hold(&mut self, now: Instant, session: SessionId, held: bool) {
+        let wall = self.wall(now);
+        if let Some((_, record)) = self.outbound.records.get_mut(&session) {
+            if held {
+                record.hold_started(wall);
+            } else {
+                record.hold_ended(wall);
+            }
+        }
+    }
+
     /// A leg of an outbound call is ending: the first one says who hung up.
     pub(super) fn outbound_leg_ending(
         &mut self,

@@ -992,6 +992,7 @@ impl Endpoint {
                     leg: LegId::Caller,
                     feed,
                 }));
+                self.outbound_hold(now, session, held);
             }
             return;
         }
@@ -1090,8 +1091,9 @@ impl Endpoint {
     }
 }
 
-/// The reason `end_call` is given for a BYE from the leg's own phone.
-pub(super) const BYE_RECEIVED: &str = "caller hung up";
+/// The reason `end_call` is given for a BYE from the leg's own phone
+/// (whichever side that is: the record's `hung_up_by` names it).
+pub(super) const BYE_RECEIVED: &str = "BYE received";
 
 /// Log in, or come back from a pause.
 const FEATURE_LOGIN: &str = "*21";
