@@ -165,7 +165,7 @@ impl Leg {
         Leg {
             port,
             call_id: call_id.to_owned(),
-            local: format!("\"Customer\" <sip:{user}@127.0.0.1:{port}>;tag=t-{call_id}"),
+            local: format!("<sip:{user}@127.0.0.1:{port}>;tag=t-{call_id}"),
             remote: String::new(),
             target: String::new(),
             cseq: 0,
