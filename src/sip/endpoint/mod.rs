@@ -8,6 +8,8 @@ mod calls;
 #[cfg(test)]
 mod calls_tests;
 mod control;
+#[cfg(test)]
+mod flow_tests;
 mod ids;
 mod in_dialog;
 mod originate;

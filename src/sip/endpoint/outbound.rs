@@ -483,6 +483,19 @@ impl Endpoint {
         );
     }
 
+    /// The agent holds (`held`) or resumes the outbound call in `session`:
+    /// its record counts the hold time, as for queued calls.
+    pub(super) fn outbound_hold(&mut self, now: Instant, session: SessionId, held: bool) {
+        let wall = self.wall(now);
+        if let Some(c) = self.outbound.connected.get_mut(&session) {
+            if held {
+                c.record.hold_started(wall);
+            } else {
+                c.record.hold_ended(wall);
+            }
+        }
+    }
+
     /// A leg of an outbound call is ending: the first one says who hung up.
     pub(super) fn outbound_leg_ending(
         &mut self,

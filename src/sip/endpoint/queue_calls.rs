@@ -1181,6 +1181,7 @@ impl Endpoint {
                     leg: LegId::Caller,
                     feed,
                 }));
+                self.outbound_hold(now, session, held);
             }
             return;
         }
@@ -1328,8 +1329,9 @@ pub(super) fn state_name(state: &AgentState) -> &'static str {
     }
 }
 
-/// The reason `end_call` is given for a BYE from the leg's own phone.
-pub(super) const BYE_RECEIVED: &str = "caller hung up";
+/// The reason `end_call` is given for a BYE from the leg's own phone
+/// (whichever side that is: the record's `hung_up_by` names it).
+pub(super) const BYE_RECEIVED: &str = "BYE received";
 
 /// Log in, or come back from a pause.
 const FEATURE_LOGIN: &str = "*21";

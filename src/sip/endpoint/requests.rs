@@ -13,6 +13,9 @@ pub(super) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INF
 /// What we accept as a body (RFC 3261 §8.2.3).
 const ACCEPT: &str = "application/sdp";
 
+/// The DTMF bodies a SIP INFO may carry besides SDP.
+const INFO_BODIES: [&str; 2] = ["application/dtmf-relay", "application/dtmf"];
+
 impl Endpoint {
     /// A response with our To tag and Server header.
     pub(super) fn reply(&mut self, request: &Request, status: u16) -> Response {
@@ -115,7 +118,11 @@ impl Endpoint {
     fn acceptable_body(&self, request: &Request) -> bool {
         let content_type = request.headers.get(&HeaderName::ContentType).unwrap_or("");
         let media = content_type.split(';').next().unwrap_or("").trim();
+        // An INFO also carries a key press (`Endpoint::info_digit`, which
+        // answers bodies it cannot read itself).
         media.eq_ignore_ascii_case(ACCEPT)
+            || (request.method == Method::Info
+                && INFO_BODIES.iter().any(|t| media.eq_ignore_ascii_case(t)))
     }
 
     /// A request is the carrier's when it comes from a trunk's peer address
