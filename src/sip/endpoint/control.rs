@@ -336,6 +336,7 @@ impl Endpoint {
         // The agent's leg (if answered) ends; the caller stays.
         if let Some((_, agent_leg)) = agent {
             self.calls.clear_partner(&who.dialog);
+            self.calls.clear_partner(&agent_leg);
             self.hang_up(now, &agent_leg, "transferred by the control API");
         }
         if let Some(acd) = self.queues.acd_mut() {

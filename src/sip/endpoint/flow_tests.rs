@@ -194,7 +194,10 @@ struct Net {
     media_seen: usize,
     records: Vec<CallRecord>,
     events: Vec<crate::control::Event>,
-    replies: Vec<(u64, Result<crate::control::Reply, crate::control::ControlError>)>,
+    replies: Vec<(
+        u64,
+        Result<crate::control::Reply, crate::control::ControlError>,
+    )>,
     branches: u32,
     reg_cseq: u32,
 }
@@ -1368,4 +1371,208 @@ fn an_agent_missing_three_offers_in_a_row_is_paused() {
         AgentState::Paused(PauseReason::missed_offers())
     );
     assert_eq!(net.requests(mark, A1, Method::Invite).len(), 3);
+}
+
+// ----------------------------------------------------------- control API
+
+impl Net {
+    /// One control command; its reply.
+    fn control(&mut self, command: crate::control::Command) -> Result<Reply, ControlError> {
+        let id = self.replies.len() as u64 + 1000;
+        self.input(Input::Control { id, command });
+        let (got, result) = self.replies.pop().expect("a reply");
+        assert_eq!(got, id);
+        result
+    }
+
+    fn events_of(&self, kind: &str) -> Vec<&crate::control::Event> {
+        self.events
+            .iter()
+            .filter(|e| {
+                serde_json::to_value(e)
+                    .ok()
+                    .and_then(|v| v.get("type").and_then(|t| t.as_str().map(str::to_owned)))
+                    .as_deref()
+                    == Some(kind)
+            })
+            .collect()
+    }
+}
+
+use crate::control::{Command, ControlError, ControlErrorKind, Reply};
+
+#[test]
+fn the_control_api_steers_agents_through_the_acd() {
+    let mut net = Net::new();
+    net.register(A1, "1001");
+    assert_eq!(
+        net.control(Command::Login {
+            agent: "1001".into()
+        }),
+        Ok(Reply::Done)
+    );
+    assert_eq!(net.state("1001"), AgentState::Available);
+    let again = net.control(Command::Login {
+        agent: "1001".into(),
+    });
+    assert_eq!(again.unwrap_err().kind, ControlErrorKind::Conflict);
+    assert_eq!(
+        net.control(Command::Pause {
+            agent: "1001".into(),
+            reason: "lunch".into()
+        }),
+        Ok(Reply::Done)
+    );
+    let Ok(Reply::Agents(agents)) = net.control(Command::ListAgents) else {
+        panic!("agents");
+    };
+    let a = agents.iter().find(|a| a.id == "1001").unwrap();
+    assert_eq!(
+        (a.state.as_str(), a.reason.as_deref(), a.registered),
+        ("paused", Some("lunch"), 1)
+    );
+    assert!(a.queues.contains(&"support".to_owned()), "{a:?}");
+    let unknown = net.control(Command::Logout {
+        agent: "9999".into(),
+    });
+    assert_eq!(unknown.unwrap_err().kind, ControlErrorKind::NotFound);
+    let blank = net.control(Command::Pause {
+        agent: "1001".into(),
+        reason: " ".into(),
+    });
+    assert_eq!(blank.unwrap_err().kind, ControlErrorKind::Invalid);
+    let changes = net.events_of("agent_state_changed");
+    assert!(changes.len() >= 2, "{changes:?}");
+}
+
+#[test]
+fn the_control_api_sees_the_queue_and_steers_a_live_call() {
+    let mut net = Net::new();
+    net.register(A1, "1001");
+    let _caller = net.trunk_call("+15557770009", "+15550100", "cust9");
+    let Ok(Reply::Queues(queues)) = net.control(Command::QueueStatus) else {
+        panic!("queues");
+    };
+    let support = queues.iter().find(|q| q.name == "support").unwrap();
+    assert_eq!(support.waiting.len(), 1);
+    assert_eq!(support.waiting[0].caller, "+15557770009");
+    assert_eq!(support.waiting[0].position, 1);
+    assert!(net
+        .events_of("queue_caller_joined")
+        .iter()
+        .any(|e| e.call().is_some()));
+    let call = support.waiting[0].call;
+    // Not answered yet: no hold.
+    let early = net.control(Command::Hold { call, hold: true });
+    assert_eq!(early.unwrap_err().kind, ControlErrorKind::Conflict);
+
+    // Agent 1001 logs in and answers.
+    let mark = net.mark();
+    net.control(Command::Login {
+        agent: "1001".into(),
+    })
+    .unwrap();
+    let invite = net.requests(mark, A1, Method::Invite).remove(0);
+    assert_eq!(net.events_of("call_offered").len(), 1);
+    net.answer(&invite, A1, 200, "agx");
+    let Ok(Reply::Calls(calls)) = net.control(Command::ListCalls) else {
+        panic!("calls");
+    };
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].state, "connected");
+    assert_eq!(calls[0].agent.as_deref(), Some("1001"));
+    assert_eq!(calls[0].legs.len(), 2);
+
+    // Hold from the API: the caller hears the hold music, the agent nothing.
+    let media_mark = net.media.len();
+    assert_eq!(
+        net.control(Command::Hold { call, hold: true }),
+        Ok(Reply::Done)
+    );
+    let feeds: Vec<(LegId, &Feed)> = net.media[media_mark..]
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::SetFeed { leg, feed, .. } => Some((*leg, feed)),
+            _ => None,
+        })
+        .collect();
+    assert!(feeds
+        .iter()
+        .any(|(l, f)| *l == LegId::Caller && plays(f, "hold")));
+    assert!(feeds
+        .iter()
+        .any(|(l, f)| *l == LegId::Agent && matches!(f, Feed::Silence)));
+    assert_eq!(net.events_of("call_held").len(), 1);
+    net.control(Command::Hold { call, hold: false }).unwrap();
+    assert_eq!(net.events_of("call_resumed").len(), 1);
+
+    // DTMF and recording pause; bad digits are refused.
+    let bad = net.control(Command::SendDtmf {
+        call,
+        digits: "12x".into(),
+    });
+    assert_eq!(bad.unwrap_err().kind, ControlErrorKind::Invalid);
+    net.control(Command::SendDtmf {
+        call,
+        digits: "42#".into(),
+    })
+    .unwrap();
+    let digits = net
+        .media
+        .iter()
+        .filter(|c| matches!(c, MediaCommand::SendDigit { .. }))
+        .count();
+    assert_eq!(digits, 3);
+    net.control(Command::Record { call, paused: true }).unwrap();
+    assert!(net
+        .media
+        .iter()
+        .any(|c| matches!(c, MediaCommand::PauseRecording { paused: true, .. })));
+
+    // Hang up from the API: BYE to both phones.
+    let mark = net.mark();
+    net.control(Command::Hangup { call }).unwrap();
+    assert_eq!(net.requests(mark, TRUNK, Method::Bye).len(), 1);
+    assert_eq!(net.requests(mark, A1, Method::Bye).len(), 1);
+    let gone = net.control(Command::Hangup { call });
+    assert_eq!(gone.unwrap_err().kind, ControlErrorKind::NotFound);
+    net.close_legs();
+    assert_eq!(net.events_of("call_ended").len(), 1);
+    assert_eq!(net.events_of("recording_completed").len(), 1);
+}
+
+#[test]
+fn a_blind_transfer_moves_the_caller_to_another_queue() {
+    let mut net = Net::new();
+    let media_mark = net.media.len();
+    let (_caller, _agent) = bridged_call(&mut net);
+    let session = net.caller_session(media_mark);
+    let Ok(Reply::Calls(calls)) = net.control(Command::ListCalls) else {
+        panic!("calls");
+    };
+    let call = calls[0].call;
+    let nowhere = net.control(Command::Transfer {
+        call,
+        target: "queue:nowhere".into(),
+    });
+    assert_eq!(nowhere.unwrap_err().kind, ControlErrorKind::NotFound);
+    let mark = net.mark();
+    net.control(Command::Transfer {
+        call,
+        target: "queue:sales".into(),
+    })
+    .unwrap();
+    // The agent's leg ends; the caller stays and waits in sales.
+    assert_eq!(net.requests(mark, A1, Method::Bye).len(), 1);
+    assert!(net.requests(mark, TRUNK, Method::Bye).is_empty());
+    assert_eq!(net.events_of("call_transferred").len(), 1);
+    let Ok(Reply::Queues(queues)) = net.control(Command::QueueStatus) else {
+        panic!("queues");
+    };
+    let sales = queues.iter().find(|q| q.name == "sales").unwrap();
+    assert_eq!(sales.waiting.len(), 1, "{queues:?}");
+    assert!(net
+        .caller_feeds(media_mark, session)
+        .iter()
+        .any(|f| plays(f, "hold-music")));
 }
