@@ -111,7 +111,7 @@ fn an_agent_on_hold_gives_the_caller_hold_music_then_the_conversation_back() {
                 &gw,
                 Some(agent_port),
                 "agent_hold.xml",
-                &["-m", "1", "-timeout", "45s"],
+                &["-m", "1", "-timeout", "60s"],
             )
         });
         // The phone must listen before it is logged in (and so offered
