@@ -11,9 +11,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{free_port, require, Gateway};
+use switchboard::call::record::CallRecord;
 use switchboard::media::codec::goertzel::{mean_square, power};
 use switchboard::media::codec::ToneDetector;
 use switchboard::media::wav::WavReader;
+use switchboard::storage::{CallRecordFilter, Store};
 
 /// The audio tests measure timing-sensitive things (pacing, alignment) on a
 /// shared two-core machine: one call at a time keeps them from starving
@@ -187,6 +189,59 @@ pub fn recording(rec: &Path) -> WavReader {
     assert_eq!(wav.channels(), 2, "recordings are stereo");
     assert_eq!(wav.sample_rate(), RATE, "recordings are 8 kHz");
     wav
+}
+
+// ------------------------------------------------------------- call centre
+
+/// The demo trunk's peer address: requests from it are the carrier's.
+pub const CARRIER_PORT: u16 = 5080;
+
+/// The carrier delivering a call for `did` from `caller`, hanging up after
+/// `seconds`.
+pub fn carrier_call(gw: &Gateway, caller: &str, did: &str, mic: &Path, seconds: u32) -> Baresip {
+    Baresip::start(Phone {
+        account: format!("<sip:{caller}@127.0.0.1:{CARRIER_PORT}>;regint=0"),
+        port: CARRIER_PORT,
+        mic,
+        seconds,
+        command: Some(format!("/dial sip:{did}@{}", gw.target())),
+    })
+}
+
+/// Waits until the agent's phone is registered (the store has it).
+pub fn registered(gw: &Gateway, agent: &str) {
+    wait_until(
+        &format!("agent {agent} registered"),
+        Duration::from_secs(10),
+        || !super::stored_contacts(&gw.db_path(), agent).is_empty(),
+    );
+}
+
+/// The agent dials `*21` from another softphone of theirs and the gateway
+/// confirms with beeps, then hangs up.
+pub fn log_in(gw: &Gateway, agent_mic: &Path, agent: &str) {
+    let mut phone = Baresip::call_as(gw, agent, "*21", agent_mic, 4);
+    gw.wait_for_log(
+        &format!("agent={agent} code=*21 done=true"),
+        Duration::from_secs(10),
+    );
+    phone.wait(Duration::from_secs(10));
+}
+
+/// The call records the gateway stored (waits for the first one).
+pub fn call_records(gw: &Gateway) -> Vec<CallRecord> {
+    gw.wait_for_log("call record", Duration::from_secs(10));
+    let mut found = Vec::new();
+    wait_until(
+        "the call record in the store",
+        Duration::from_secs(5),
+        || {
+            let store = Store::open(&gw.db_path()).unwrap();
+            found = store.call_records(&CallRecordFilter::default()).unwrap();
+            !found.is_empty()
+        },
+    );
+    found
 }
 
 // ------------------------------------------------------------------- peers
