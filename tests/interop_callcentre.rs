@@ -16,63 +16,12 @@ use std::thread;
 use std::time::Duration;
 
 use common::audio::*;
-use common::{free_port, require, sipp_at, stored_contacts, Gateway};
-use switchboard::call::record::{CallDirection, CallOutcome, CallRecord, HungUpBy, OfferResult};
+use common::{free_port, require, sipp_at, Gateway};
+use switchboard::call::record::{CallDirection, CallOutcome, HungUpBy, OfferResult};
 use switchboard::media::codec::goertzel::mean_square;
-use switchboard::storage::{CallRecordFilter, Store};
 
-/// The demo trunk's peer address: requests from it are the carrier's.
-const CARRIER_PORT: u16 = 5080;
 const CALLER_TONE: f64 = 440.0;
 const AGENT_TONE: f64 = 1633.0;
-
-/// The carrier delivering a call for `did` from `caller`, hanging up after
-/// `seconds`.
-fn carrier_call(gw: &Gateway, caller: &str, did: &str, mic: &Path, seconds: u32) -> Baresip {
-    Baresip::start(Phone {
-        account: format!("<sip:{caller}@127.0.0.1:{CARRIER_PORT}>;regint=0"),
-        port: CARRIER_PORT,
-        mic,
-        seconds,
-        command: Some(format!("/dial sip:{did}@{}", gw.target())),
-    })
-}
-
-/// Waits until the agent's phone is registered (the store has it).
-fn registered(gw: &Gateway, agent: &str) {
-    wait_until(
-        &format!("agent {agent} registered"),
-        Duration::from_secs(10),
-        || !stored_contacts(&gw.db_path(), agent).is_empty(),
-    );
-}
-
-/// The agent dials `*21` from another softphone of theirs and the gateway
-/// confirms with beeps, then hangs up.
-fn log_in(gw: &Gateway, agent_mic: &Path, agent: &str) {
-    let mut phone = Baresip::call_as(gw, agent, "*21", agent_mic, 4);
-    gw.wait_for_log(
-        &format!("agent={agent} code=*21 done=true"),
-        Duration::from_secs(10),
-    );
-    phone.wait(Duration::from_secs(10));
-}
-
-/// The call records the gateway stored (waits for the first one).
-fn call_records(gw: &Gateway) -> Vec<CallRecord> {
-    gw.wait_for_log("call record", Duration::from_secs(10));
-    let mut found = Vec::new();
-    wait_until(
-        "the call record in the store",
-        Duration::from_secs(5),
-        || {
-            let store = Store::open(&gw.db_path()).unwrap();
-            found = store.call_records(&CallRecordFilter::default()).unwrap();
-            !found.is_empty()
-        },
-    );
-    found
-}
 
 fn tones(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let caller = dir.join("caller-440.wav");
