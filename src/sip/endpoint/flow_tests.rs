@@ -1576,3 +1576,53 @@ fn a_blind_transfer_moves_the_caller_to_another_queue() {
         .iter()
         .any(|f| plays(f, "hold-music")));
 }
+
+/// A queue announcing every 5 s: after the greeting, music; 5 s later the
+/// caller hears its position (and, once a call was answered, the wait),
+/// then the music again; the next announcement 5 s after that.
+#[test]
+fn a_waiting_caller_hears_its_position_at_the_queues_interval() {
+    let text = CONFIG.replace(
+        "[[queues]]\nname = \"sales\"",
+        "[[queues]]\nname = \"announced\"\ndids = [\"+15550105\"]\nagents = [\"1003\"]\n\
+greeting = \"\"\nannounce_every_secs = 5\n\n[[queues]]\nname = \"sales\"",
+    );
+    let config = crate::config::Config::from_toml_str(&text, std::path::Path::new("test")).unwrap();
+    let mut c = EndpointConfig::from_config(&config);
+    let names = crate::call::announce::AnnouncementPrompts::names();
+    for name in names.iter().map(String::as_str).chain(["hold-music"]) {
+        let prompt: PromptName = name.parse().unwrap();
+        c.queues.prompts.insert(
+            prompt.path(&c.queues.sounds_dir),
+            Prompt::from_samples(name, vec![0; 800]),
+        );
+    }
+    let mut net = Net::new();
+    net.ep = Endpoint::new(c, net.now).unwrap();
+    let media_mark = net.media.len();
+    let _caller = net.trunk_call("+15557770010", "+15550105", "cust10");
+    let session = net.caller_session(media_mark);
+    let feeds = net.caller_feeds(media_mark, session);
+    assert!(plays(feeds.last().unwrap(), "hold-music"), "{feeds:?}");
+
+    let mark = net.media.len();
+    net.advance(Duration::from_millis(4900));
+    assert!(net.caller_feeds(mark, session).is_empty(), "too early");
+    net.advance(Duration::from_millis(200));
+    let feeds = net.caller_feeds(mark, session);
+    assert_eq!(feeds.len(), 1, "{feeds:?}");
+    assert!(plays(&feeds[0], "position"), "{:?}", feeds[0]);
+    assert!(plays(&feeds[0], "digit-1"), "first in line: {:?}", feeds[0]);
+
+    // The announcement ends: music again, and the next one 5 s later.
+    let mark = net.media.len();
+    net.playback_done(session);
+    let feeds = net.caller_feeds(mark, session);
+    assert!(plays(feeds.last().unwrap(), "hold-music"), "{feeds:?}");
+    let mark = net.media.len();
+    net.advance(Duration::from_secs(5));
+    assert!(net
+        .caller_feeds(mark, session)
+        .iter()
+        .any(|f| plays(f, "position")));
+}
