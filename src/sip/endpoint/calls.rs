@@ -243,6 +243,25 @@ fn file_safe(call_id: &str) -> String {
         .collect()
 }
 
+/// Our side of a leg's SDP: sendrecv on `rtp_port`, no ptime of our own,
+/// RTCP on the next port (RFC 3264 §5; version per RFC 3264 §8).
+pub(super) fn our_media(
+    address: std::net::IpAddr,
+    rtp_port: u16,
+    session_id: u64,
+    session_version: u64,
+) -> LocalMedia {
+    LocalMedia {
+        address,
+        rtp_port,
+        session_id,
+        session_version,
+        direction: Direction::SendRecv,
+        ptime: None,
+        rtcp_mux: false,
+    }
+}
+
 fn leg_setup(n: &Negotiated) -> LegSetup {
     let remote = (!n.remote_rtp.ip().is_unspecified()).then_some(n.remote_rtp);
     LegSetup {
@@ -342,15 +361,12 @@ impl Endpoint {
             r.headers.push(HeaderName::RetryAfter, "5");
             return r;
         };
-        let local = LocalMedia {
-            address: settings.address,
-            rtp_port: ports.rtp(),
-            session_id: rand::random::<u32>().into(),
-            session_version: 1,
-            direction: Direction::SendRecv,
-            ptime: None,
-            rtcp_mux: false,
-        };
+        let local = our_media(
+            settings.address,
+            ports.rtp(),
+            rand::random::<u32>().into(),
+            1,
+        );
         let (sdp, negotiated) = match &offer {
             // RFC 3261 §13.2.1: an INVITE without an offer gets ours in the
             // 2xx, and the answer comes in the ACK.
@@ -660,15 +676,12 @@ impl Endpoint {
         let Ok(offer) = SessionDescription::parse_bytes(&request.body) else {
             return self.not_acceptable(request, None);
         };
-        let local = LocalMedia {
-            address: settings.address,
-            rtp_port: call.ports.rtp(),
-            session_id: call.local_sdp.origin.session_id,
-            session_version: call.local_sdp.origin.session_version + 1,
-            direction: Direction::SendRecv,
-            ptime: None,
-            rtcp_mux: false,
-        };
+        let local = our_media(
+            settings.address,
+            call.ports.rtp(),
+            call.local_sdp.origin.session_id,
+            call.local_sdp.origin.session_version + 1,
+        );
         let (sdp, negotiated) = match answer(&offer, &local, &settings.preferences) {
             Ok(Answer {
                 sdp,

@@ -1170,12 +1170,7 @@ impl Endpoint {
         if role == &Role::Outbound(super::outbound::Side::Agent) {
             // The customer of an outbound call hears the hold music too.
             if let Some(session) = self.calls.session_of(id) {
-                let feed = if held {
-                    let music = self.queues.settings.hold_music.as_ref();
-                    looping(music.and_then(|m| self.queues.settings.prompt(m)).as_ref())
-                } else {
-                    Feed::Other
-                };
+                let feed = self.hold_feed(held);
                 self.outputs.push_back(Output::Media(MediaCommand::SetFeed {
                     session,
                     leg: LegId::Caller,
@@ -1191,6 +1186,16 @@ impl Endpoint {
         if let Err(error) = self.set_hold(now, *call, held) {
             debug!(%error, "hold not applied");
         }
+    }
+
+    /// What the held party hears: the hold music while held, else the other
+    /// party.
+    fn hold_feed(&self, held: bool) -> Feed {
+        if !held {
+            return Feed::Other;
+        }
+        let music = self.queues.settings.hold_music.as_ref();
+        looping(music.and_then(|m| self.queues.settings.prompt(m)).as_ref())
     }
 
     /// A queued call put on hold (the agent's phone, or the control API) or
@@ -1225,12 +1230,7 @@ impl Endpoint {
             q.who.record.hold_ended(wall);
         }
         let session = q.who.session;
-        let feed = if held {
-            let music = self.queues.settings.hold_music.as_ref();
-            looping(music.and_then(|m| self.queues.settings.prompt(m)).as_ref())
-        } else {
-            Feed::Other
-        };
+        let feed = self.hold_feed(held);
         self.outputs.push_back(Output::Media(MediaCommand::SetFeed {
             session,
             leg: LegId::Caller,

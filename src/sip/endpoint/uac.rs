@@ -16,9 +16,7 @@ use super::super::registrar::Binding;
 use super::super::transaction::ClientTxId;
 use super::{Endpoint, Output};
 use crate::media::ports::PortPair;
-use crate::media::sdp::{
-    accept_answer, make_offer, Direction, LocalMedia, Negotiated, SessionDescription,
-};
+use crate::media::sdp::{accept_answer, make_offer, Negotiated, SessionDescription};
 
 /// A leg we offer: its ports and our SDP offer on them.
 #[derive(Debug)]
@@ -36,15 +34,12 @@ impl Endpoint {
             warn!("no RTP port pair free: call not placed");
             return None;
         };
-        let local = LocalMedia {
-            address: settings.address,
-            rtp_port: ports.rtp(),
-            session_id: rand::random::<u32>().into(),
-            session_version: 1,
-            direction: Direction::SendRecv,
-            ptime: None,
-            rtcp_mux: false,
-        };
+        let local = super::calls::our_media(
+            settings.address,
+            ports.rtp(),
+            rand::random::<u32>().into(),
+            1,
+        );
         let sdp = make_offer(&local, &settings.preferences);
         Some(NewLeg { ports, sdp })
     }
