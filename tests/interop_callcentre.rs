@@ -19,6 +19,7 @@ use common::audio::*;
 use common::{free_port, require, sipp_at, Gateway};
 use switchboard::call::record::{CallDirection, CallOutcome, HungUpBy, OfferResult};
 use switchboard::media::codec::goertzel::mean_square;
+use switchboard::storage::{CallRecordFilter, Store};
 
 const CALLER_TONE: f64 = 440.0;
 const AGENT_TONE: f64 = 1633.0;
@@ -471,4 +472,34 @@ fn ring_all_bridges_one_agent_and_releases_the_other() {
     let cdr = &records[0];
     assert_eq!(cdr.outcome, CallOutcome::Answered, "{cdr:?}");
     assert_eq!(cdr.offers.len(), 2, "{cdr:?}");
+}
+
+/// A gateway shut down (SIGTERM) with a call in progress hangs up both
+/// phones and still writes the call's record before it exits.
+#[test]
+fn a_call_cut_by_shutdown_still_leaves_its_record() {
+    let _serial = serial();
+    let rec = tempfile::tempdir().unwrap();
+    let wavs = tempfile::tempdir().unwrap();
+    let (caller_mic, agent_mic) = tones(wavs.path());
+    let gw = gateway(rec.path(), "");
+    let agent = Baresip::agent(&gw, "1002", &agent_mic, 30);
+    registered(&gw, "1002");
+    log_in(&gw, &agent_mic, "1002");
+    let caller = carrier_call(&gw, "+15551230007", "+15550100", &caller_mic, 30);
+    gw.wait_for_log("call bridged", Duration::from_secs(15));
+    thread::sleep(Duration::from_secs(2));
+    let db = gw.db_path();
+    let (dir, _, code) = gw.stop();
+    drop((agent, caller));
+    assert_eq!(code, 0, "the gateway exits cleanly");
+    let store = Store::open(&db).unwrap();
+    let records = store.call_records(&CallRecordFilter::default()).unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let cdr = &records[0];
+    assert_eq!(cdr.outcome, CallOutcome::Answered, "{cdr:?}");
+    assert_eq!(cdr.hung_up_by, Some(HungUpBy::Gateway), "{cdr:?}");
+    assert!(cdr.end_reason.contains("shutting down"), "{cdr:?}");
+    assert_eq!(cdr.agent.as_ref().map(|a| a.as_str()), Some("1002"));
+    drop(dir);
 }
