@@ -12,8 +12,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -70,7 +70,10 @@ pub fn allows(role: &ApiRole, access: Access) -> bool {
             access,
             ReadLive | Steer | ReadRecords | ReadReports | ReadMetrics
         ),
-        ApiRole::Qa => matches!(access, ReadLive | ReadRecords | ReadReports | ReadRecordings),
+        ApiRole::Qa => matches!(
+            access,
+            ReadLive | ReadRecords | ReadReports | ReadRecordings
+        ),
         ApiRole::Agent(_) => matches!(access, ReadLive | Steer | ReadRecords),
     }
 }
@@ -379,7 +382,10 @@ mod tests {
         let t0 = Instant::now();
         let mut l = AuthLimiter::new(1, Duration::from_secs(60), 3);
         for i in 0..10u8 {
-            l.fail(IpAddr::from([192, 0, 2, i]), t0 + Duration::from_millis(u64::from(i)));
+            l.fail(
+                IpAddr::from([192, 0, 2, i]),
+                t0 + Duration::from_millis(u64::from(i)),
+            );
         }
         assert!(l.entries.len() <= 3);
         // The newest are still blocked.
@@ -396,7 +402,10 @@ mod tests {
                 &ApiRole::Supervisor,
                 &[ReadLive, Steer, ReadRecords, ReadReports, ReadMetrics],
             ),
-            (&ApiRole::Qa, &[ReadLive, ReadRecords, ReadReports, ReadRecordings]),
+            (
+                &ApiRole::Qa,
+                &[ReadLive, ReadRecords, ReadReports, ReadRecordings],
+            ),
             (&agent, &[ReadLive, Steer, ReadRecords]),
         ];
         for (role, granted) in rows {

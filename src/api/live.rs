@@ -69,7 +69,10 @@ fn agent_id(text: &str) -> Result<AgentId, ApiError> {
 
 // --- agents ---
 
-pub async fn list_agents(caller: Caller, State(state): State<ApiState>) -> Result<Response, ApiError> {
+pub async fn list_agents(
+    caller: Caller,
+    State(state): State<ApiState>,
+) -> Result<Response, ApiError> {
     caller.require(Access::ReadLive)?;
     let Reply::Agents(mut agents) = state.command(Command::ListAgents).await? else {
         return Err(ApiError::internal("ListAgents: unexpected reply"));
@@ -122,7 +125,11 @@ pub async fn pause(
     ApiJson(body): ApiJson<PauseBody>,
 ) -> Result<Response, ApiError> {
     let reason = text("reason", &body.reason)?;
-    steer_agent(&caller, &state, &agent, |agent| Command::Pause { agent, reason }).await
+    steer_agent(&caller, &state, &agent, |agent| Command::Pause {
+        agent,
+        reason,
+    })
+    .await
 }
 
 pub async fn unpause(
@@ -166,13 +173,20 @@ pub async fn reject_offer(
 
 // --- queues ---
 
-pub async fn list_queues(caller: Caller, State(state): State<ApiState>) -> Result<Response, ApiError> {
+pub async fn list_queues(
+    caller: Caller,
+    State(state): State<ApiState>,
+) -> Result<Response, ApiError> {
     caller.require(Access::ReadLive)?;
     let Reply::Queues(mut queues) = state.command(Command::QueueStatus).await? else {
         return Err(ApiError::internal("QueueStatus: unexpected reply"));
     };
     if let Some(me) = caller.agent() {
-        queues.retain(|q| q.agents.values().any(|ids| ids.iter().any(|a| a == me.as_str())));
+        queues.retain(|q| {
+            q.agents
+                .values()
+                .any(|ids| ids.iter().any(|a| a == me.as_str()))
+        });
     }
     Ok(Json(json!({ "queues": queues })).into_response())
 }
@@ -186,7 +200,10 @@ async fn calls(state: &ApiState) -> Result<Vec<CallView>, ApiError> {
     }
 }
 
-pub async fn list_calls(caller: Caller, State(state): State<ApiState>) -> Result<Response, ApiError> {
+pub async fn list_calls(
+    caller: Caller,
+    State(state): State<ApiState>,
+) -> Result<Response, ApiError> {
     caller.require(Access::ReadLive)?;
     let mut calls = calls(&state).await?;
     if let Some(me) = caller.agent() {
@@ -278,7 +295,13 @@ pub async fn pause_recording(
     State(state): State<ApiState>,
     ApiPath(call): ApiPath<CallNumber>,
 ) -> Result<Response, ApiError> {
-    steer_call(&caller, &state, call, Command::Record { call, paused: true }).await
+    steer_call(
+        &caller,
+        &state,
+        call,
+        Command::Record { call, paused: true },
+    )
+    .await
 }
 
 pub async fn resume_recording(
@@ -286,7 +309,16 @@ pub async fn resume_recording(
     State(state): State<ApiState>,
     ApiPath(call): ApiPath<CallNumber>,
 ) -> Result<Response, ApiError> {
-    steer_call(&caller, &state, call, Command::Record { call, paused: false }).await
+    steer_call(
+        &caller,
+        &state,
+        call,
+        Command::Record {
+            call,
+            paused: false,
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]

@@ -206,7 +206,11 @@ pub fn render(core: &MetricsView, api: &ApiCounters, events_published: u64) -> S
         "API responses by status class.",
     );
     for (class, c) in ["2xx", "3xx", "4xx", "5xx"].iter().zip(&api.responses) {
-        e.sample("switchboard_api_responses_total", &[("class", class)], c.get());
+        e.sample(
+            "switchboard_api_responses_total",
+            &[("class", class)],
+            c.get(),
+        );
     }
     let counters: [(&str, &str, &Counter); 10] = [
         (
@@ -291,7 +295,10 @@ pub async fn metrics(caller: Caller, State(state): State<ApiState>) -> Result<Re
     };
     let text = render(&core, &state.counters, state.events.latest());
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
         .into_response())
@@ -305,11 +312,16 @@ pub async fn healthz() -> Response {
 /// How long `/readyz` waits for the call core.
 const READY_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Readiness: the call core answers a command within a second. No token
-/// needed.
+/// Readiness: the call core answers a command (even with a refusal)
+/// within a second. No token needed.
 pub async fn readyz(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    match state.control.call_within(Command::Metrics, READY_TIMEOUT).await {
-        Ok(Ok(_)) => Ok(Json(json!({ "status": "ready" })).into_response()),
+    match state
+        .control
+        .call_within(Command::Metrics, READY_TIMEOUT)
+        .await
+    {
+        // Any answer, a refusal included, shows the signalling loop runs.
+        Ok(_) => Ok(Json(json!({ "status": "ready" })).into_response()),
         _ => Err(ApiError::Unavailable(
             "the call core is not answering".into(),
         )),
@@ -351,7 +363,10 @@ mod tests {
             "switchboard_api_events_published_total 12",
             "switchboard_api_event_streams 0",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
         // Every sample belongs to a family declared with HELP and TYPE.
         let mut typed = std::collections::HashSet::new();

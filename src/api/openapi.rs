@@ -28,7 +28,14 @@ fn time(name: &str, what: &str) -> Value {
     param(
         name,
         "query",
-        &format!("{what} (RFC 3339, e.g. 2026-11-23T00:00:00Z); calls that arrived {}", if name == "from" { "at or after it" } else { "before it" }),
+        &format!(
+            "{what} (RFC 3339, e.g. 2026-11-23T00:00:00Z); calls that arrived {}",
+            if name == "from" {
+                "at or after it"
+            } else {
+                "before it"
+            }
+        ),
         json!({ "type": "string", "format": "date-time" }),
     )
 }
@@ -137,7 +144,13 @@ fn components() -> Value {
             "mos": { "type": "number" },
             "rtt_ms": { "type": "number", "nullable": true },
         }),
-        &["packets_received", "packets_sent", "lost", "jitter_ms", "mos"],
+        &[
+            "packets_received",
+            "packets_sent",
+            "lost",
+            "jitter_ms",
+            "mos",
+        ],
     );
     let nullable_string = json!({ "type": "string", "nullable": true });
     let report_row = object(
@@ -159,7 +172,13 @@ fn components() -> Value {
             "wrap_up_secs": { "type": "number" },
             "occupancy": { "type": "number", "nullable": true },
         }),
-        &["name", "offered", "answered", "abandoned", "longest_wait_secs"],
+        &[
+            "name",
+            "offered",
+            "answered",
+            "abandoned",
+            "longest_wait_secs",
+        ],
     );
     json!({
         "securitySchemes": {
@@ -309,7 +328,9 @@ fn id_path(what: &str) -> Value {
     param(
         "id",
         "path",
-        &format!("The {what}'s id: the call record's id (the caller leg's SIP Call-ID), URL-encoded."),
+        &format!(
+            "The {what}'s id: the call record's id (the caller leg's SIP Call-ID), URL-encoded."
+        ),
         string(),
     )
 }
@@ -319,8 +340,18 @@ fn record_filters() -> Vec<Value> {
         time("from", "Start"),
         time("to", "End"),
         param("queue", "query", "The call's last queue.", string()),
-        param("agent", "query", "The answering agent (an agent token may give only its own).", string()),
-        param("caller", "query", "Text the caller's number or URI contains.", string()),
+        param(
+            "agent",
+            "query",
+            "The answering agent (an agent token may give only its own).",
+            string(),
+        ),
+        param(
+            "caller",
+            "query",
+            "Text the caller's number or URI contains.",
+            string(),
+        ),
         param(
             "outcome",
             "query",
@@ -338,10 +369,26 @@ fn paths() -> Value {
     const REPORTS: &str = "admin, supervisor, qa";
     const RECORDINGS: &str = "admin, qa";
     let agent_cmd = |summary: &str, body: Option<Value>| {
-        op("agents", summary, STEER_AGENT, vec![agent_path()], body, done(), &["400", "403", "404", "409", "422", "503"])
+        op(
+            "agents",
+            summary,
+            STEER_AGENT,
+            vec![agent_path()],
+            body,
+            done(),
+            &["400", "403", "404", "409", "422", "503"],
+        )
     };
     let call_cmd = |summary: &str, body: Option<Value>| {
-        op("calls", summary, STEER_CALL, vec![call_path()], body, done(), &["400", "403", "404", "409", "422", "503"])
+        op(
+            "calls",
+            summary,
+            STEER_CALL,
+            vec![call_path()],
+            body,
+            done(),
+            &["400", "403", "404", "409", "422", "503"],
+        )
     };
     let offer = |summary: &str| {
         op(
@@ -355,7 +402,12 @@ fn paths() -> Value {
         )
     };
     let limit = |max: usize| {
-        param("limit", "query", &format!("At most this many (1 to {max})."), json!({ "type": "integer", "minimum": 1, "maximum": max }))
+        param(
+            "limit",
+            "query",
+            &format!("At most this many (1 to {max})."),
+            json!({ "type": "integer", "minimum": 1, "maximum": max }),
+        )
     };
     let mut records_params = record_filters();
     records_params.push(limit(crate::storage::MAX_CALL_RECORDS));
@@ -373,16 +425,32 @@ fn paths() -> Value {
         time("to", "End"),
         param("agent", "query", "The answering agent.", string()),
         param("queue", "query", "The call's last queue.", string()),
-        param("caller", "query", "Text the caller's number or URI contains.", string()),
-        param("min_duration", "query", "Connected (talk plus hold) at least this many seconds.", json!({ "type": "integer", "minimum": 0 })),
+        param(
+            "caller",
+            "query",
+            "Text the caller's number or URI contains.",
+            string(),
+        ),
+        param(
+            "min_duration",
+            "query",
+            "Connected (talk plus hold) at least this many seconds.",
+            json!({ "type": "integer", "minimum": 0 }),
+        ),
         limit(crate::storage::MAX_CALL_RECORDS),
     ];
-    let reason = object(json!({ "reason": { "type": "string", "maxLength": 128 } }), &["reason"]);
+    let reason = object(
+        json!({ "reason": { "type": "string", "maxLength": 128 } }),
+        &["reason"],
+    );
     let target = object(
         json!({ "target": { "type": "string", "description": "queue:<name>, agent:<id>, ivr:<name> or an external number." } }),
         &["target"],
     );
-    let digits = object(json!({ "digits": { "type": "string", "description": "0-9, *, #, A-D." } }), &["digits"]);
+    let digits = object(
+        json!({ "digits": { "type": "string", "description": "0-9, *, #, A-D." } }),
+        &["digits"],
+    );
     let originate = object(
         json!({ "agent": string(), "number": { "type": "string", "description": "The customer's number, dialled through the trunk." } }),
         &["agent", "number"],

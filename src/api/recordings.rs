@@ -54,10 +54,7 @@ pub enum RangeRequest {
 /// Range); several ranges are answered with the whole file rather than a
 /// multipart body.
 pub fn parse_range(header: Option<&str>, len: u64) -> RangeRequest {
-    let Some(spec) = header
-        .map(str::trim)
-        .and_then(|h| h.strip_prefix("bytes="))
-    else {
+    let Some(spec) = header.map(str::trim).and_then(|h| h.strip_prefix("bytes=")) else {
         return RangeRequest::Full;
     };
     if spec.contains(',') {
@@ -263,7 +260,10 @@ pub async fn metadata(
     let (record, _, path) = locate(&state, &id).await?;
     let probe = path.clone();
     let (bytes, sidecar) = tokio::task::spawn_blocking(move || {
-        (std::fs::metadata(&probe).ok().map(|m| m.len()), read_sidecar(&probe))
+        (
+            std::fs::metadata(&probe).ok().map(|m| m.len()),
+            read_sidecar(&probe),
+        )
     })
     .await
     .map_err(|e| ApiError::internal(format!("blocking task failed: {e}")))?;
@@ -272,8 +272,12 @@ pub async fn metadata(
             "the recording file of call {id:?} is missing"
         )));
     };
-    let left = sidecar.as_ref().map_or("caller".to_owned(), |s| s.meta.left.clone());
-    let right = sidecar.as_ref().map_or("agent".to_owned(), |s| s.meta.right.clone());
+    let left = sidecar
+        .as_ref()
+        .map_or("caller".to_owned(), |s| s.meta.left.clone());
+    let right = sidecar
+        .as_ref()
+        .map_or("agent".to_owned(), |s| s.meta.right.clone());
     let legs = [
         LegInfo {
             channel: "left",
@@ -371,9 +375,7 @@ pub async fn audio(
         .await
         .map_err(|e| ApiError::internal(format!("reading {}: {e}", path.display())))?
         .len();
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok());
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, start, count) = match parse_range(range, len) {
         RangeRequest::Full => (StatusCode::OK, 0, len),
         RangeRequest::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
@@ -397,10 +399,8 @@ pub async fn audio(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "bytes {start}-{}/{len}",
-            start + count - 1
-        )) {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{len}", start + count - 1))
+        {
             h.insert(header::CONTENT_RANGE, v);
         }
     }
@@ -429,9 +429,8 @@ pub async fn delete(
     state
         .blocking(move |store| {
             for p in [path.clone(), path.with_extension("json")] {
-                remove(&p).map_err(|e| {
-                    ApiError::internal(format!("deleting {}: {e}", p.display()))
-                })?;
+                remove(&p)
+                    .map_err(|e| ApiError::internal(format!("deleting {}: {e}", p.display())))?;
             }
             store.forget_recording(&record_id, &relative)?;
             Ok(())
@@ -471,11 +470,35 @@ mod tests {
         let r = |h: &str| parse_range(Some(h), 1000);
         assert_eq!(parse_range(None, 1000), Full);
         assert_eq!(r("bytes=0-99"), Part { start: 0, end: 99 });
-        assert_eq!(r("bytes=990-2000"), Part { start: 990, end: 999 });
-        assert_eq!(r("bytes=500-"), Part { start: 500, end: 999 });
-        assert_eq!(r("bytes=-100"), Part { start: 900, end: 999 });
+        assert_eq!(
+            r("bytes=990-2000"),
+            Part {
+                start: 990,
+                end: 999
+            }
+        );
+        assert_eq!(
+            r("bytes=500-"),
+            Part {
+                start: 500,
+                end: 999
+            }
+        );
+        assert_eq!(
+            r("bytes=-100"),
+            Part {
+                start: 900,
+                end: 999
+            }
+        );
         assert_eq!(r("bytes=-5000"), Part { start: 0, end: 999 });
-        assert_eq!(r("bytes=999-999"), Part { start: 999, end: 999 });
+        assert_eq!(
+            r("bytes=999-999"),
+            Part {
+                start: 999,
+                end: 999
+            }
+        );
         assert_eq!(r("bytes=1000-"), Unsatisfiable);
         assert_eq!(r("bytes=1000-1001"), Unsatisfiable);
         assert_eq!(r("bytes=-0"), Unsatisfiable);
@@ -491,7 +514,10 @@ mod tests {
 
     #[test]
     fn ids_are_encoded_for_paths() {
-        assert_eq!(encode_segment("a84b4c76e66710@pc33/x y"), "a84b4c76e66710%40pc33%2Fx%20y");
+        assert_eq!(
+            encode_segment("a84b4c76e66710@pc33/x y"),
+            "a84b4c76e66710%40pc33%2Fx%20y"
+        );
         assert_eq!(encode_segment("plain-id_1.~"), "plain-id_1.~");
     }
 }

@@ -309,9 +309,15 @@ fn csv_row(out: &mut String, r: &CallRecord) {
         r.direction.as_str().to_owned(),
         r.caller.clone(),
         r.dialled.clone(),
-        r.queue.as_ref().map(|q| q.as_str().to_owned()).unwrap_or_default(),
+        r.queue
+            .as_ref()
+            .map(|q| q.as_str().to_owned())
+            .unwrap_or_default(),
         r.ivr_choices.clone(),
-        r.agent.as_ref().map(|a| a.as_str().to_owned()).unwrap_or_default(),
+        r.agent
+            .as_ref()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default(),
         offered.join(";"),
         format_rfc3339(r.arrived),
         opt_time(r.queued),
@@ -322,7 +328,9 @@ fn csv_row(out: &mut String, r: &CallRecord) {
         millis(r.hold).to_string(),
         millis(r.wrap_up).to_string(),
         r.outcome.as_str().to_owned(),
-        r.hung_up_by.map(|h| h.as_str().to_owned()).unwrap_or_default(),
+        r.hung_up_by
+            .map(|h| h.as_str().to_owned())
+            .unwrap_or_default(),
         r.end_reason.clone(),
         r.recording.is_some().to_string(),
         mos(&r.caller_quality),

@@ -186,8 +186,7 @@ impl ReportBuilder {
             // leaving: the other reasons (another agent answered, the
             // queue overflowed) have other outcomes.
             let rang_when_caller_left = r.outcome == CallOutcome::Abandoned
-                && r
-                    .offers
+                && r.offers
                     .iter()
                     .rev()
                     .find(|o| o.agent.as_str() == agent)
@@ -200,7 +199,11 @@ impl ReportBuilder {
 
     /// Queue rows; `members` gives the configured members per queue for
     /// occupancy.
-    pub fn queue_rows(&self, period: Duration, members: &BTreeMap<String, usize>) -> Vec<ReportRow> {
+    pub fn queue_rows(
+        &self,
+        period: Duration,
+        members: &BTreeMap<String, usize>,
+    ) -> Vec<ReportRow> {
         self.queues
             .iter()
             .map(|(name, t)| {
@@ -263,7 +266,13 @@ async fn build(
     Ok((builder, from, to))
 }
 
-fn report(kind: &str, rows: Vec<ReportRow>, from: SystemTime, to: SystemTime, threshold: Duration) -> Response {
+fn report(
+    kind: &str,
+    rows: Vec<ReportRow>,
+    from: SystemTime,
+    to: SystemTime,
+    threshold: Duration,
+) -> Response {
     Json(json!({
         "from": format_rfc3339(from),
         "to": format_rfc3339(to),
@@ -280,7 +289,9 @@ pub async fn queue_report(
 ) -> Result<Response, ApiError> {
     caller.require(Access::ReadReports)?;
     if q.agent.is_some() {
-        return Err(ApiError::bad_request("agent is not a filter of the queue report"));
+        return Err(ApiError::bad_request(
+            "agent is not a filter of the queue report",
+        ));
     }
     let (b, from, to) = build(&state, &q).await?;
     let period = to.duration_since(from).unwrap_or_default();
@@ -298,7 +309,9 @@ pub async fn agent_report(
 ) -> Result<Response, ApiError> {
     caller.require(Access::ReadReports)?;
     if q.queue.is_some() {
-        return Err(ApiError::bad_request("queue is not a filter of the agent report"));
+        return Err(ApiError::bad_request(
+            "queue is not a filter of the agent report",
+        ));
     }
     let (b, from, to) = build(&state, &q).await?;
     let period = to.duration_since(from).unwrap_or_default();
@@ -323,13 +336,18 @@ mod tests {
     /// Queued at 0, offered to `rung` in turn (10 s each), answered by the
     /// last after `wait` s if `answer`, talk 60 s, hold 10 s, wrap 20 s.
     fn call(n: u64, rung: &[&str], wait: u64, answer: bool) -> CallRecord {
-        let mut b = CallRecordBuilder::new(format!("c{n}"), CallDirection::Inbound, "+49", "800", t(0));
+        let mut b =
+            CallRecordBuilder::new(format!("c{n}"), CallDirection::Inbound, "+49", "800", t(0));
         b.queued("sales".parse().unwrap(), t(0));
         for (i, a) in rung.iter().enumerate() {
             let at = t(i as u64 * 10);
             b.offered(a.parse().unwrap(), at);
             if i + 1 < rung.len() {
-                b.offer_ended(&a.parse().unwrap(), t(i as u64 * 10 + 10), OfferResult::RingTimeout);
+                b.offer_ended(
+                    &a.parse().unwrap(),
+                    t(i as u64 * 10 + 10),
+                    OfferResult::RingTimeout,
+                );
             }
         }
         if answer {
@@ -337,16 +355,30 @@ mod tests {
             b.hold_started(t(wait + 30));
             b.hold_ended(t(wait + 40));
             b.wrap_up(Duration::from_secs(20));
-            b.ended(t(wait + 70), CallOutcome::Answered, Some(HungUpBy::Caller), "BYE");
+            b.ended(
+                t(wait + 70),
+                CallOutcome::Answered,
+                Some(HungUpBy::Caller),
+                "BYE",
+            );
         } else {
-            b.ended(t(wait), CallOutcome::Abandoned, Some(HungUpBy::Caller), "CANCEL");
+            b.ended(
+                t(wait),
+                CallOutcome::Abandoned,
+                Some(HungUpBy::Caller),
+                "CANCEL",
+            );
         }
         b.finish()
     }
 
     #[test]
     fn queue_and_agent_figures() {
-        let mut b = ReportBuilder::new(Duration::from_secs(20), ["sales", "empty"], ["1001", "1002", "1003"]);
+        let mut b = ReportBuilder::new(
+            Duration::from_secs(20),
+            ["sales", "empty"],
+            ["1001", "1002", "1003"],
+        );
         b.add(&call(1, &["1001"], 5, true)); // within 20 s
         b.add(&call(2, &["1001", "1002"], 15, true)); // 1001 missed, 1002 answered at 15 s
         b.add(&call(3, &["1001", "1002", "1003"], 25, true)); // 1003 at 25 s: outside
@@ -380,7 +412,10 @@ mod tests {
         assert_eq!((a2.offered, a2.answered, a2.abandoned), (3, 1, 1));
         assert_eq!(a2.asa_secs, Some(15.0));
         let a3 = row("1003");
-        assert_eq!((a3.offered, a3.answered, a3.service_level), (1, 1, Some(0.0)));
+        assert_eq!(
+            (a3.offered, a3.answered, a3.service_level),
+            (1, 1, Some(0.0))
+        );
         assert_eq!(a3.longest_wait_secs, 25.0);
     }
 }

@@ -130,8 +130,7 @@ pub async fn task(state: ApiState, keep: Duration, counters: Arc<ApiCounters>) {
         let dir = state.recordings_dir.clone();
         let result = state
             .blocking(move |store| {
-                run(store, &dir, SystemTime::now(), keep)
-                    .map_err(super::error::ApiError::from)
+                run(store, &dir, SystemTime::now(), keep).map_err(super::error::ApiError::from)
             })
             .await;
         match result {
@@ -184,13 +183,25 @@ mod tests {
             std::fs::create_dir_all(dir.join(dir_name(day))).unwrap();
             std::fs::write(dir.join(&rel), b"RIFF").unwrap();
             std::fs::write(dir.join(&rel).with_extension("json"), b"{}").unwrap();
-            let mut b = CallRecordBuilder::new(format!("call{n}"), CallDirection::Inbound, "+49", "800", at_day(day, 3600));
+            let mut b = CallRecordBuilder::new(
+                format!("call{n}"),
+                CallDirection::Inbound,
+                "+49",
+                "800",
+                at_day(day, 3600),
+            );
             b.recording(rel.into());
             b.ended(at_day(day, 3700), CallOutcome::Answered, None, "");
             records.push(b.finish());
         }
         // A call that was not recorded stays whatever its age.
-        let mut b = CallRecordBuilder::new("plain", CallDirection::Inbound, "+49", "800", at_day(day0, 0));
+        let mut b = CallRecordBuilder::new(
+            "plain",
+            CallDirection::Inbound,
+            "+49",
+            "800",
+            at_day(day0, 0),
+        );
         b.ended(at_day(day0, 1), CallOutcome::Abandoned, None, "");
         records.push(b.finish());
         // A recording without a record in an expired day directory.
@@ -201,7 +212,10 @@ mod tests {
         std::fs::write(dir.join("other/x.wav"), b"RIFF").unwrap();
 
         let mut store = Store::open(&dir.join("db.sqlite")).unwrap();
-        let (writer, handle) = Store::open(&dir.join("db.sqlite")).unwrap().spawn_writer().unwrap();
+        let (writer, handle) = Store::open(&dir.join("db.sqlite"))
+            .unwrap()
+            .spawn_writer()
+            .unwrap();
         drop(writer);
         let records_writer = handle.call_record_writer();
         for r in records {
@@ -217,7 +231,10 @@ mod tests {
         assert_eq!(report.errors, 0);
         // call1 wav+json, call2 wav+json, echo-7.wav.
         assert_eq!(report.files, 5);
-        assert_eq!(report.directories, 1, "day1 is empty and goes; day0 keeps notes.txt");
+        assert_eq!(
+            report.directories, 1,
+            "day1 is empty and goes; day0 keeps notes.txt"
+        );
         assert!(!dir.join(dir_name(day0)).join("call1-1.wav").exists());
         assert!(dir.join(dir_name(day0)).join("notes.txt").exists());
         assert!(!dir.join(dir_name(day0 + 1)).exists());

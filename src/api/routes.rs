@@ -7,7 +7,7 @@ use axum::Router;
 
 use super::error::ApiError;
 use super::state::ApiState;
-use super::{live, metrics, openapi, records, recordings, reports, ws};
+use super::{live, metrics, openapi, recordings, records, reports, ws};
 
 /// Where the API lives.
 pub const PREFIX: &str = "/api/v1";

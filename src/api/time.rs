@@ -131,8 +131,8 @@ pub fn parse_rfc3339(text: &str) -> Result<SystemTime, TimeError> {
         }
         _ => return Err(err()),
     };
-    let local = days_from_civil(year, month, day) * 86_400
-        + i64::from(hour * 3600 + minute * 60 + second);
+    let local =
+        days_from_civil(year, month, day) * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
     let utc = local - offset_secs;
     let secs = u64::try_from(utc).map_err(|_| err())?;
     Ok(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(nanos))

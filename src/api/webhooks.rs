@@ -353,11 +353,17 @@ mod tests {
         let retried = requests.recv().await.unwrap();
         let second = requests.recv().await.unwrap();
         assert_eq!(first, retried, "the same event again");
-        assert!(first.starts_with("POST /hooks/sb?x=1 HTTP/1.1\r\n"), "{first}");
+        assert!(
+            first.starts_with("POST /hooks/sb?x=1 HTTP/1.1\r\n"),
+            "{first}"
+        );
         assert!(first.contains("X-Switchboard-Event: call_answered\r\n"));
         assert!(first.contains("X-Switchboard-Delivery: 1\r\n"));
         let body = first.split("\r\n\r\n").nth(1).unwrap();
-        let sig = format!("X-Switchboard-Signature: {}\r\n", signature(b"s3cret", body.as_bytes()));
+        let sig = format!(
+            "X-Switchboard-Signature: {}\r\n",
+            signature(b"s3cret", body.as_bytes())
+        );
         assert!(first.contains(&sig), "{first}");
         let json: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(json["type"], "call_answered");

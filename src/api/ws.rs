@@ -15,8 +15,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -139,7 +139,11 @@ async fn pump(
     let mut cursor = since;
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.reset();
-    if let Err(end) = send(socket, &json!({ "type": "hello", "latest": state.events.latest() })).await
+    if let Err(end) = send(
+        socket,
+        &json!({ "type": "hello", "latest": state.events.latest() }),
+    )
+    .await
     {
         return end;
     }
@@ -155,7 +159,8 @@ async fn pump(
                 missed,
                 events,
             } => {
-                let gap = json!({ "type": "gap", "missed": missed, "first_available": first_available });
+                let gap =
+                    json!({ "type": "gap", "missed": missed, "first_available": first_available });
                 if let Err(end) = send(socket, &gap).await {
                     return end;
                 }
@@ -227,7 +232,9 @@ mod tests {
     fn type_filters_name_known_types() {
         assert_eq!(type_filter(None).unwrap(), None);
         assert_eq!(type_filter(Some("")).unwrap(), None);
-        let set = type_filter(Some("call_answered, call_ended")).unwrap().unwrap();
+        let set = type_filter(Some("call_answered, call_ended"))
+            .unwrap()
+            .unwrap();
         assert!(set.contains("call_answered") && set.contains("call_ended"));
         assert!(type_filter(Some("call_answered,bogus")).is_err());
     }

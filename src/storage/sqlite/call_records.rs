@@ -702,7 +702,10 @@ mod tests {
             recorded: true,
             ..Default::default()
         };
-        assert_eq!(query(recorded.clone()), vec![full_record(1).id, short.id.clone()]);
+        assert_eq!(
+            query(recorded.clone()),
+            vec![full_record(1).id, short.id.clone()]
+        );
         let long = CallRecordFilter {
             min_connected: Some(Duration::from_secs(13)),
             ..recorded.clone()
@@ -760,16 +763,28 @@ mod tests {
         let unrecorded = minimal_record(4); // arrives at_ms(4): old, kept
         let mut new = full_record(500);
         new.id = "new".into();
-        let mut store = store_with(&[old[0].clone(), old[1].clone(), old[2].clone(), unrecorded, new]);
+        let mut store = store_with(&[
+            old[0].clone(),
+            old[1].clone(),
+            old[2].clone(),
+            unrecorded,
+            new,
+        ]);
         let cutoff = at_ms(100_000);
         let first = store.delete_recorded_calls_before(cutoff, 2).unwrap();
         assert_eq!(
             first,
-            vec![old[0].recording.clone().unwrap(), old[1].recording.clone().unwrap()]
+            vec![
+                old[0].recording.clone().unwrap(),
+                old[1].recording.clone().unwrap()
+            ]
         );
         let second = store.delete_recorded_calls_before(cutoff, 2).unwrap();
         assert_eq!(second, vec![old[2].recording.clone().unwrap()]);
-        assert!(store.delete_recorded_calls_before(cutoff, 2).unwrap().is_empty());
+        assert!(store
+            .delete_recorded_calls_before(cutoff, 2)
+            .unwrap()
+            .is_empty());
         let left: Vec<String> = store
             .call_records(&CallRecordFilter::default())
             .unwrap()
