@@ -1719,3 +1719,57 @@ async fn every_route_in_the_table_is_served() {
         );
     }
 }
+
+/// The rule in one place: an agent token reads neither another
+/// agent's calls nor any recording; QA reads recordings but steers nothing.
+#[tokio::test]
+async fn agents_are_confined_and_qa_reads_but_does_not_steer() {
+    let f = Fixture::new().await;
+    let calls = f.get("/api/v1/calls", AGENT1).await;
+    assert!(calls.json()["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["agent"] == "1001"));
+    f.post("/api/v1/calls/8/hold", AGENT1, None)
+        .await
+        .expect(StatusCode::FORBIDDEN, Some("forbidden"));
+    f.get("/api/v1/records/call-2%40pc", AGENT1)
+        .await
+        .expect(StatusCode::FORBIDDEN, Some("forbidden"));
+    for uri in [
+        "/api/v1/recordings",
+        "/api/v1/recordings/call-1%40pc",
+        "/api/v1/recordings/call-1%40pc/audio",
+        "/api/v1/recordings/call-2%40pc/audio",
+    ] {
+        f.get(uri, AGENT1)
+            .await
+            .expect(StatusCode::FORBIDDEN, Some("forbidden"));
+        f.get(uri, QA).await.expect(StatusCode::OK, None);
+    }
+    for (uri, body) in [
+        ("/api/v1/calls/7/hangup", None),
+        ("/api/v1/calls/7/hold", None),
+        (
+            "/api/v1/calls/7/transfer",
+            Some(json!({ "target": "queue:sales" })),
+        ),
+        ("/api/v1/calls/7/recording/pause", None),
+        ("/api/v1/agents/1001/pause", Some(json!({ "reason": "x" }))),
+        (
+            "/api/v1/calls",
+            Some(json!({ "agent": "1001", "number": "1" })),
+        ),
+    ] {
+        f.post(uri, QA, body)
+            .await
+            .expect(StatusCode::FORBIDDEN, Some("forbidden"));
+    }
+    let steering: Vec<Command> = f
+        .take_commands()
+        .into_iter()
+        .filter(|c| !matches!(c, Command::ListCalls))
+        .collect();
+    assert!(steering.is_empty(), "{steering:?}");
+}

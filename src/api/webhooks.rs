@@ -384,6 +384,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_webhook_behind_the_retention_window_counts_the_drops() {
+        let (url, mut requests) = receiver(vec![200, 200]).await;
+        let hub = EventHub::new(2, Duration::from_secs(3600));
+        let counters = Arc::new(ApiCounters::default());
+        // Five events before the task reads any: the hub kept the last two.
+        for call in 1..=5 {
+            hub.publish(Event::CallHeld {
+                call,
+                agent: "1001".into(),
+            });
+        }
+        let (stop_tx, stop) = watch::channel(false);
+        let task = tokio::spawn(run_from(
+            hook(url, &[]),
+            hub.clone(),
+            counters.clone(),
+            stop,
+            Duration::from_millis(10),
+            0,
+        ));
+        for seq in [4, 5] {
+            let request = requests.recv().await.unwrap();
+            assert!(request.contains(&format!("X-Switchboard-Delivery: {seq}\r\n")));
+        }
+        for _ in 0..100 {
+            if counters.webhook_delivered.get() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(counters.webhook_dropped.get(), 3);
+        assert_eq!(counters.webhook_delivered.get(), 2);
+        stop_tx.send_replace(true);
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
     async fn a_refusing_receiver_fails_the_event_without_retries() {
         let (url, mut requests) = receiver(vec![400]).await;
         let hub = EventHub::default();
