@@ -6,6 +6,7 @@
 //! network layer that owns the sockets (`net`) and the process that pumps
 //! the cores (`server`).
 
+pub mod api;
 pub mod calendar;
 pub mod call;
 pub mod cli;

@@ -15,6 +15,7 @@ mod routing;
 mod types;
 mod validate;
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -607,6 +608,110 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// `[[api.tokens]]`: bearer tokens and their roles; tokens are unique.
     pub tokens: Vec<ApiToken>,
+    /// `api.service_level_secs`: calls answered within this long of
+    /// queueing count towards the reports' service level.
+    pub service_level: Duration,
+    /// `[[api.webhooks]]`: where events are POSTed.
+    pub webhooks: Vec<Webhook>,
+}
+
+/// One `[[api.webhooks]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// `url`: an `http://` URL.
+    pub url: WebhookUrl,
+    /// `secret`: the HMAC-SHA256 key of the signature header.
+    pub secret: Secret,
+    /// `events`: the event types to send; empty for all.
+    pub events: Vec<String>,
+}
+
+/// An `http://host[:port][/path]` URL, split for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl {
+    /// A name or an IP address (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+    /// The path and query, at least `/`.
+    pub path: String,
+}
+
+/// Why a webhook URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookUrlError {
+    #[error("only http:// URLs are supported (put a TLS-terminating proxy in front of an https receiver)")]
+    Scheme,
+    #[error("the URL has no host")]
+    NoHost,
+    #[error("user information in the URL is not supported")]
+    UserInfo,
+    #[error("invalid port {0:?}")]
+    Port(String),
+    #[error("the URL contains spaces or control characters")]
+    Characters,
+}
+
+impl std::str::FromStr for WebhookUrl {
+    type Err = WebhookUrlError;
+
+    /// RFC 3986 §3: `http://` authority path-abempty [ "?" query ]; a
+    /// fragment is dropped (it is never sent).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(WebhookUrlError::Characters);
+        }
+        let rest = text
+            .get(..7)
+            .filter(|p| p.eq_ignore_ascii_case("http://"))
+            .map(|_| &text[7..])
+            .ok_or(WebhookUrlError::Scheme)?;
+        let rest = rest.split('#').next().unwrap_or_default();
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(split);
+        if authority.contains('@') {
+            return Err(WebhookUrlError::UserInfo);
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or(WebhookUrlError::NoHost)?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(WebhookUrlError::NoHost);
+        }
+        let port = match port {
+            None => 80,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| WebhookUrlError::Port(p.to_owned()))?,
+        };
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
+        Ok(WebhookUrl {
+            host: host.to_owned(),
+            port,
+            path,
+        })
+    }
+}
+
+impl fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "http://[{}]:{}{}", self.host, self.port, self.path)
+        } else {
+            write!(f, "http://{}:{}{}", self.host, self.port, self.path)
+        }
+    }
 }
 
 /// One `[[api.tokens]]` entry.
@@ -678,6 +783,9 @@ impl MediaConfig {
 pub struct RecordingConfig {
     /// `recording.dir`: one stereo WAV and one JSON sidecar per call.
     pub dir: PathBuf,
+    /// `recording.retention_days`: recordings older than this are deleted
+    /// with their call records (`None`: kept for ever).
+    pub retention: Option<Duration>,
 }
 
 /// What a test extension does (`test_extensions[].action`).

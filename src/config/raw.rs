@@ -61,6 +61,7 @@ pub(super) struct RawMedia {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRecording {
     pub dir: Option<String>,
+    pub retention_days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,6 +214,17 @@ pub(super) struct RawApi {
     pub listen: Option<SocketAddr>,
     #[serde(default)]
     pub tokens: Vec<RawApiToken>,
+    pub service_level_secs: Option<u64>,
+    #[serde(default)]
+    pub webhooks: Vec<RawWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebhook {
+    pub url: String,
+    pub secret: String,
+    pub events: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

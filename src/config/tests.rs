@@ -696,6 +696,76 @@ fn api_token_rules() {
 }
 
 #[test]
+fn api_webhooks_service_level_and_retention() -> TestResult {
+    let c = parse(
+        "[api]\nservice_level_secs = 30\n[[api.webhooks]]\nurl = \"http://crm.example:8081/hooks/sb?x=1#frag\"\nsecret = \"k\"\nevents = [\"call_offered\"]\n[[api.webhooks]]\nurl = \"HTTP://[::1]/\"\nsecret = \"k2\"\n[recording]\nretention_days = 90\n",
+    )?;
+    assert_eq!(c.api.service_level, Duration::from_secs(30));
+    assert_eq!(
+        c.recording.retention,
+        Some(Duration::from_secs(90 * 86_400))
+    );
+    let hook = &c.api.webhooks[0];
+    assert_eq!(
+        (
+            hook.url.host.as_str(),
+            hook.url.port,
+            hook.url.path.as_str()
+        ),
+        ("crm.example", 8081, "/hooks/sb?x=1")
+    );
+    assert_eq!(hook.events, vec!["call_offered".to_owned()]);
+    assert_eq!(hook.url.to_string(), "http://crm.example:8081/hooks/sb?x=1");
+    let v6 = &c.api.webhooks[1];
+    assert_eq!(
+        (v6.url.host.as_str(), v6.url.port, v6.url.path.as_str()),
+        ("::1", 80, "/")
+    );
+    assert!(v6.events.is_empty());
+    assert!(!format!("{c:?}").contains("k2"), "secrets are not printed");
+    let defaults = parse("")?;
+    assert_eq!(defaults.recording.retention, None);
+    assert_eq!(defaults.api.service_level, Duration::from_secs(20));
+
+    for (url, why) in [
+        ("https://crm.example/", "only http://"),
+        ("http:///x", "no host"),
+        ("http://user:pw@crm.example/", "user information"),
+        ("http://crm.example:0/", "port"),
+        ("http://crm.example:99999/", "port"),
+        ("http://crm example/", "spaces"),
+    ] {
+        let shown = error_naming(
+            &format!("[[api.webhooks]]\nurl = {url:?}\nsecret = \"k\"\n"),
+            "api.webhooks[0].url",
+        );
+        assert!(shown.contains(why), "{url}: {shown}");
+    }
+    error_naming(
+        "[[api.webhooks]]\nurl = \"http://h/\"\nsecret = \"\"\n",
+        "api.webhooks[0].secret",
+    );
+    let shown = error_naming(
+        "[[api.webhooks]]\nurl = \"http://h/\"\nsecret = \"k\"\nevents = [\"call_answered\", \"call_exploded\"]\n",
+        "api.webhooks[0].events[1]",
+    );
+    assert!(
+        shown.contains("agent_state_changed"),
+        "lists the types: {shown}"
+    );
+    error_naming("[api]\nservice_level_secs = 0\n", "api.service_level_secs");
+    error_naming(
+        "[recording]\nretention_days = 0\n",
+        "recording.retention_days",
+    );
+    error_naming(
+        "[recording]\nretention_days = 36501\n",
+        "recording.retention_days",
+    );
+    Ok(())
+}
+
+#[test]
 fn api_listen_must_not_collide_with_sip_tcp() {
     error_naming("[api]\nlisten = \"127.0.0.1:5060\"\n", "api.listen");
     error_naming(
@@ -804,6 +874,7 @@ fn docs_document_every_key() -> TestResult {
         ("[[ivr]]", "ivr[]"),
         ("[api]", "api"),
         ("[[api.tokens]]", "api.tokens[]"),
+        ("[[api.webhooks]]", "api.webhooks[]"),
     ];
     let mut checked = 0;
     for (probe, prefix) in tables {

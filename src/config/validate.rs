@@ -12,13 +12,15 @@ use std::time::Duration;
 use super::raw::{
     ApiRoleName, RawAgent, RawApi, RawAuth, RawConfig, RawIvr, RawLog, RawMedia, RawQueue,
     RawRecording, RawRegistrar, RawSip, RawStorage, RawTestExtension, RawTrunk, RawTrunkRegister,
+    RawWebhook,
 };
 use super::{
     Agent, AgentId, ApiConfig, ApiRole, ApiToken, AuthConfig, Config, ConfigError, DialPermission,
     DialPlan, Did, DigestAlgorithm, Extension, FeatureCode, IvrMenu, IvrName, ListenAddr,
     LogConfig, LogFormat, MediaConfig, PromptName, Queue, QueueName, RecordingConfig,
     RegistrarConfig, Route, Secret, SipConfig, SipTimers, StorageConfig, TestAction,
-    TestActionKind, TestExtension, Transport, Trunk, TrunkName, TrunkRegistration,
+    TestActionKind, TestExtension, Transport, Trunk, TrunkName, TrunkRegistration, Webhook,
+    WebhookUrl,
 };
 use crate::call::announce::AnnouncementPrompts;
 
@@ -64,6 +66,9 @@ const DEFAULT_IVR_MAX_ATTEMPTS: u32 = 3;
 const IVR_KEYS: &str = "0123456789*#";
 const DEFAULT_RECORDING_DIR: &str = "var/recordings";
 const DEFAULT_API_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+const DEFAULT_SERVICE_LEVEL_SECS: u64 = 20;
+/// A day's worth of seconds times this stays far below `u64::MAX`.
+const MAX_RETENTION_DAYS: u32 = 36_500;
 const DEFAULT_REGISTER_EXPIRES_SECS: u32 = 3600;
 
 fn invalid(key: impl Into<String>, reason: impl std::fmt::Display) -> ConfigError {
@@ -1033,7 +1038,48 @@ fn api(raw: RawApi, agents: &[Agent], sip: &SipConfig) -> Result<ApiConfig, Conf
             role,
         });
     }
-    Ok(ApiConfig { listen, tokens })
+    let service_level_secs = raw.service_level_secs.unwrap_or(DEFAULT_SERVICE_LEVEL_SECS);
+    if service_level_secs == 0 || service_level_secs > 3600 {
+        return Err(invalid(
+            "api.service_level_secs",
+            "must be 1 to 3600 seconds",
+        ));
+    }
+    let webhooks = raw
+        .webhooks
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| webhook(i, w))
+        .collect::<Result<_, _>>()?;
+    Ok(ApiConfig {
+        listen,
+        tokens,
+        service_level: Duration::from_secs(service_level_secs),
+        webhooks,
+    })
+}
+
+fn webhook(i: usize, raw: RawWebhook) -> Result<Webhook, ConfigError> {
+    let prefix = format!("api.webhooks[{i}]");
+    let url: WebhookUrl = parse(&format!("{prefix}.url"), &raw.url)?;
+    non_empty_text(&format!("{prefix}.secret"), &raw.secret)?;
+    let events = raw.events.unwrap_or_default();
+    for (j, e) in events.iter().enumerate() {
+        if !crate::api::EVENT_TYPES.contains(&e.as_str()) {
+            return Err(invalid(
+                format!("{prefix}.events[{j}]"),
+                format!(
+                    "unknown event type {e:?} (one of {})",
+                    crate::api::EVENT_TYPES.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(Webhook {
+        url,
+        secret: Secret::new(raw.secret),
+        events,
+    })
 }
 
 fn media(raw: RawMedia, sip: &SipConfig) -> Result<MediaConfig, ConfigError> {
@@ -1124,8 +1170,19 @@ fn recording(raw: RawRecording) -> Result<RecordingConfig, ConfigError> {
     if dir.is_empty() {
         return Err(invalid("recording.dir", "must not be empty"));
     }
+    let retention = match raw.retention_days {
+        None => None,
+        Some(days) if days == 0 || days > MAX_RETENTION_DAYS => {
+            return Err(invalid(
+                "recording.retention_days",
+                format!("must be 1 to {MAX_RETENTION_DAYS} (leave it out to keep recordings)"),
+            ))
+        }
+        Some(days) => Some(Duration::from_secs(u64::from(days) * 86_400)),
+    };
     Ok(RecordingConfig {
         dir: PathBuf::from(dir),
+        retention,
     })
 }
 

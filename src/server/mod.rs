@@ -40,6 +40,8 @@ pub enum ServerError {
     Recorder(#[from] crate::media::record::RecordError),
     #[error("prompt: {0}")]
     Prompt(#[from] crate::media::player::PromptError),
+    #[error("control API: {0}")]
+    Api(#[from] crate::api::ApiStartError),
 }
 
 /// Runs the gateway until SIGINT or SIGTERM.
@@ -85,6 +87,8 @@ pub async fn run_until(
     let stored = store.load_bindings(SystemTime::now())?;
     let (writer, writer_handle) = store.spawn_writer()?;
     let records = writer_handle.call_record_writer();
+    // After the store exists: the API opens a read connection of its own.
+    let (api, mut api_link) = crate::api::start(&config)?;
 
     let specs: Vec<ListenSpec> = config
         .sip
@@ -155,10 +159,21 @@ pub async fn run_until(
         writer: &writer,
         records: &records,
         media: &media,
+        replies: &api_link.replies,
+        events: &api_link.events,
     };
-    let result = pump(&mut endpoint, &io, events, media_rx, &mut shutdown).await;
+    let result = pump(
+        &mut endpoint,
+        &io,
+        events,
+        media_rx,
+        &mut api_link.requests,
+        &mut shutdown,
+    )
+    .await;
 
     info!("shutting down");
+    api.shutdown();
     media.shutdown();
     let _ = recorder.shutdown();
     drop(recorder);
@@ -200,6 +215,9 @@ struct Io<'a> {
     /// Finished calls' records: `persist::record_call(io.records, record)`.
     records: &'a CallRecordWriter,
     media: &'a media::MediaRuntime,
+    /// Answers to the control API's commands, and the event hub.
+    replies: &'a crate::api::ControlReplier,
+    events: &'a crate::api::EventHub,
 }
 
 /// The endpoint's task: feeds it network events, media events and
@@ -209,6 +227,7 @@ async fn pump(
     io: &Io<'_>,
     mut events: mpsc::Receiver<NetEvent>,
     mut media_events: mpsc::UnboundedReceiver<MediaEvent>,
+    control: &mut crate::api::ControlReceiver,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
     loop {
@@ -230,6 +249,13 @@ async fn pump(
                 endpoint.handle_input(now, wall, Input::Media(event));
                 while let Ok(event) = media_events.try_recv() {
                     endpoint.handle_input(now, wall, Input::Media(event));
+                }
+            }
+            Some((id, command)) = control.recv() => {
+                let (now, wall) = (Instant::now(), SystemTime::now());
+                endpoint.handle_input(now, wall, Input::Control { id, command });
+                while let Some((id, command)) = control.try_recv() {
+                    endpoint.handle_input(now, wall, Input::Control { id, command });
                 }
             }
             () = sleep_until(deadline) => {
@@ -317,8 +343,10 @@ fn flush(endpoint: &mut Endpoint, io: &Io<'_>) {
             }),
             Output::Registrar(event) => persist::apply(io.writer, event),
             Output::CallRecord(record) => persist::record_call(io.records, record),
-            // Until the control API is served, nobody asks and nobody listens.
-            Output::ControlReply { .. } | Output::Event(_) => {}
+            Output::ControlReply { id, result } => io.replies.reply(id, result),
+            Output::Event(event) => {
+                io.events.publish(event);
+            }
         }
     }
 }

@@ -30,8 +30,14 @@ pub struct CallRecordFilter {
     /// finds "+4930123456" and "sip:+4930123456@carrier".
     pub caller: Option<String>,
     pub outcome: Option<CallOutcome>,
+    /// Only calls that were recorded (and whose recording was not deleted).
+    pub recorded: bool,
+    /// Only calls connected (talk plus hold) at least this long.
+    pub min_connected: Option<std::time::Duration>,
     /// At most this many records; `None`, or more than [`MAX_CALL_RECORDS`],
-    /// means [`MAX_CALL_RECORDS`].
+    /// means [`MAX_CALL_RECORDS`] (except for
+    /// [`Store::scan_call_records`](crate::storage::Store::scan_call_records),
+    /// where `None` means all).
     pub limit: Option<usize>,
 }
 

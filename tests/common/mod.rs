@@ -39,6 +39,8 @@ pub fn require(program: &str) {
 
 pub struct Gateway {
     pub port: u16,
+    /// The control API's port (on 127.0.0.1).
+    pub api_port: u16,
     pub ip: String,
     pub dir: tempfile::TempDir,
     child: Option<Child>,
@@ -76,7 +78,18 @@ impl Gateway {
             ip.to_owned()
         };
         let db = dir.path().join("switchboard.db");
+        // Gateways run side by side in the tests: each API gets a port.
+        let api_port = loop {
+            let p = free_port("127.0.0.1");
+            if p != port {
+                break p;
+            }
+        };
         let config = demo
+            .replace(
+                "listen = \"127.0.0.1:8080\"",
+                &format!("listen = \"127.0.0.1:{api_port}\""),
+            )
             .replace("\"127.0.0.1:5060\"", &format!("\"{host}:{port}\""))
             .replace(
                 "path = \"var/switchboard.db\"",
@@ -106,6 +119,7 @@ impl Gateway {
         });
         let gw = Gateway {
             port,
+            api_port,
             ip: ip.to_owned(),
             dir,
             child: Some(child),

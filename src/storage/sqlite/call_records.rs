@@ -153,13 +153,31 @@ fn quality_columns(q: Option<&LegQuality>) -> QualityColumns {
     }
 }
 
-/// The records matching `filter`, newest arrival first. A row that cannot
-/// be decoded is logged and skipped: one damaged row must not hide the
-/// others from a report.
+/// The records matching `filter`, newest arrival first, at most
+/// [`CallRecordFilter::effective_limit`]. A row that cannot be decoded is
+/// logged and skipped: one damaged row must not hide the others from a
+/// report.
 pub(crate) fn query(
     conn: &Connection,
     filter: &CallRecordFilter,
 ) -> rusqlite::Result<Vec<CallRecord>> {
+    let mut records = Vec::new();
+    scan(conn, filter, Some(filter.effective_limit()), |r| {
+        records.push(r);
+    })?;
+    Ok(records)
+}
+
+/// Every record matching `filter`, newest arrival first, handed to `visit`
+/// one by one (reports and exports read more than a page); at most `limit`
+/// when set. Undecodable rows are logged and skipped as in [`query`].
+/// Returns how many were visited.
+pub(crate) fn scan(
+    conn: &Connection,
+    filter: &CallRecordFilter,
+    limit: Option<usize>,
+    mut visit: impl FnMut(CallRecord),
+) -> rusqlite::Result<usize> {
     let mut conditions = Vec::new();
     let mut values: Vec<Value> = Vec::new();
     if let Some(from) = filter.from {
@@ -188,8 +206,13 @@ pub(crate) fn query(
         conditions.push("outcome = ?");
         values.push(Value::Text(outcome.as_str().to_owned()));
     }
-    let limit = i64::try_from(filter.effective_limit()).unwrap_or(i64::MAX);
-    values.push(Value::Integer(limit));
+    if filter.recorded {
+        conditions.push("recording IS NOT NULL");
+    }
+    if let Some(min) = filter.min_connected {
+        conditions.push("talk_ms + hold_ms >= ?");
+        values.push(Value::Integer(to_millis(min)));
+    }
     let mut sql = format!("SELECT {RECORD_COLUMNS} FROM call_records");
     if !conditions.is_empty() {
         sql.push_str(" WHERE ");
@@ -197,17 +220,24 @@ pub(crate) fn query(
     }
     // `seq` breaks ties in insertion order; both are in every index (the
     // rowid is the implicit last column), so no sort step is needed.
-    sql.push_str(" ORDER BY arrived_ms DESC, seq DESC LIMIT ?");
+    sql.push_str(" ORDER BY arrived_ms DESC, seq DESC");
+    if let Some(limit) = limit {
+        sql.push_str(" LIMIT ?");
+        values.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+    }
 
     // One read transaction: the rows and their offers from one snapshot.
     let tx = conn.unchecked_transaction()?;
-    let mut records = Vec::new();
+    let mut visited = 0;
     {
         let mut stmt = tx.prepare(&sql)?;
         let mut rows = stmt.query(params_from_iter(values))?;
         while let Some(row) = rows.next()? {
             match decode_record(&tx, row) {
-                Ok(r) => records.push(r),
+                Ok(r) => {
+                    visit(r);
+                    visited += 1;
+                }
                 Err(error) => {
                     let seq: Option<i64> = row.get(SEQ_COLUMN).ok();
                     let call_id: Option<String> = row.get(0).ok();
@@ -217,7 +247,60 @@ pub(crate) fn query(
         }
     }
     tx.commit()?;
-    Ok(records)
+    Ok(visited)
+}
+
+/// Clears the recording of the newest record of call `id` if it is
+/// `recording` (the file was deleted; the record stays for reports).
+/// Returns whether a record changed.
+pub(crate) fn forget_recording(
+    conn: &Connection,
+    id: &str,
+    recording: &std::path::Path,
+) -> rusqlite::Result<bool> {
+    let changed = conn.execute(
+        "UPDATE call_records SET recording = NULL
+         WHERE seq = (SELECT seq FROM call_records WHERE call_id = ?1 ORDER BY seq DESC LIMIT 1)
+           AND recording = ?2",
+        params![id, recording.to_string_lossy()],
+    )?;
+    Ok(changed > 0)
+}
+
+/// Deletes the records (and their offers) of recorded calls that arrived
+/// before `before`, at most `max` in one transaction; returns their
+/// recordings' paths, for the caller to delete the files.
+pub(crate) fn delete_recorded_before(
+    conn: &mut Connection,
+    before: SystemTime,
+    max: usize,
+) -> rusqlite::Result<Vec<PathBuf>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut paths = Vec::new();
+    {
+        let mut select = tx.prepare(
+            "SELECT seq, recording FROM call_records
+             WHERE arrived_ms < ?1 AND recording IS NOT NULL
+             ORDER BY arrived_ms LIMIT ?2",
+        )?;
+        let mut delete = tx.prepare("DELETE FROM call_records WHERE seq = ?1")?;
+        let rows: Vec<(i64, String)> = select
+            .query_map(
+                params![
+                    to_unix_millis(before),
+                    i64::try_from(max).unwrap_or(i64::MAX)
+                ],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        for (seq, path) in rows {
+            // `call_offers` rows go with it (ON DELETE CASCADE).
+            delete.execute([seq])?;
+            paths.push(PathBuf::from(path));
+        }
+    }
+    tx.commit()?;
+    Ok(paths)
 }
 
 /// The newest record of the call with this Call-ID.
@@ -595,6 +678,125 @@ mod tests {
             .query_row("SELECT count(*) FROM call_offers", [], |r| r.get(0))
             .unwrap();
         assert_eq!(offers, 0);
+    }
+
+    /// full_record(n): talk 95 s - 20.5 s - 5 s hold, recorded; minimal:
+    /// never connected, not recorded.
+    #[test]
+    fn recorded_and_min_connected_filters() {
+        let mut short = full_record(3);
+        short.talk = Duration::from_secs(10);
+        short.hold = Duration::from_secs(2);
+        let store = store_with(&[full_record(1), minimal_record(2), short.clone()]);
+        let query = |f: CallRecordFilter| {
+            let mut v: Vec<String> = store
+                .call_records(&f)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            v.sort();
+            v
+        };
+        let recorded = CallRecordFilter {
+            recorded: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            query(recorded.clone()),
+            vec![full_record(1).id, short.id.clone()]
+        );
+        let long = CallRecordFilter {
+            min_connected: Some(Duration::from_secs(13)),
+            ..recorded.clone()
+        };
+        assert_eq!(query(long), vec![full_record(1).id]);
+        let exactly = CallRecordFilter {
+            min_connected: Some(Duration::from_secs(12)),
+            ..recorded
+        };
+        assert_eq!(query(exactly).len(), 2, "talk + hold, inclusive");
+    }
+
+    #[test]
+    fn scan_reads_past_the_page_limit_newest_first() {
+        let records: Vec<_> = (0..MAX_CALL_RECORDS as u64 + 5)
+            .map(minimal_record)
+            .collect();
+        let store = store_with(&records);
+        let mut seen = Vec::new();
+        let n = store
+            .scan_call_records(&CallRecordFilter::default(), |r| seen.push(r.id))
+            .unwrap();
+        assert_eq!(n, MAX_CALL_RECORDS + 5);
+        assert_eq!(seen.first().map(String::as_str), Some("min-1004"));
+        let mut two = 0;
+        let limited = CallRecordFilter {
+            limit: Some(2),
+            ..Default::default()
+        };
+        store.scan_call_records(&limited, |_| two += 1).unwrap();
+        assert_eq!(two, 2);
+    }
+
+    #[test]
+    fn a_deleted_recording_is_forgotten_by_its_record_only() {
+        let a = full_record(1);
+        let mut again = full_record(1); // the same Call-ID, a newer row
+        again.recording = Some("20231114/other.wav".into());
+        let store = store_with(&[a.clone(), again.clone()]);
+        let path = a.recording.clone().unwrap();
+        // Only the newest row is addressed by id, and only with its path.
+        assert!(!store.forget_recording(&a.id, &path).unwrap());
+        assert!(store
+            .forget_recording(&a.id, again.recording.as_ref().unwrap())
+            .unwrap());
+        let now = store.call_record(&a.id).unwrap().unwrap();
+        assert_eq!(now.recording, None);
+        assert_eq!(now.talk, again.talk, "the rest of the record stays");
+        assert!(!store.forget_recording("nope", &path).unwrap());
+    }
+
+    #[test]
+    fn retention_deletes_old_recorded_calls_in_bounded_batches() {
+        let old: Vec<CallRecord> = (1..=3).map(full_record).collect();
+        let unrecorded = minimal_record(4); // arrives at_ms(4): old, kept
+        let mut new = full_record(500);
+        new.id = "new".into();
+        let mut store = store_with(&[
+            old[0].clone(),
+            old[1].clone(),
+            old[2].clone(),
+            unrecorded,
+            new,
+        ]);
+        let cutoff = at_ms(100_000);
+        let first = store.delete_recorded_calls_before(cutoff, 2).unwrap();
+        assert_eq!(
+            first,
+            vec![
+                old[0].recording.clone().unwrap(),
+                old[1].recording.clone().unwrap()
+            ]
+        );
+        let second = store.delete_recorded_calls_before(cutoff, 2).unwrap();
+        assert_eq!(second, vec![old[2].recording.clone().unwrap()]);
+        assert!(store
+            .delete_recorded_calls_before(cutoff, 2)
+            .unwrap()
+            .is_empty());
+        let left: Vec<String> = store
+            .call_records(&CallRecordFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(left, vec!["new".to_owned(), "min-4".to_owned()]);
+        let offers: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM call_offers", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(offers, 3, "only the new call's offers remain");
     }
 
     proptest! {

@@ -127,6 +127,43 @@ impl Store {
     pub fn call_record(&self, id: &str) -> Result<Option<CallRecord>, StorageError> {
         Ok(call_records::by_id(&self.conn, id)?)
     }
+
+    /// Every call record matching `filter` (newest arrival first), handed
+    /// to `visit` one at a time, for reports and exports that read more
+    /// than [`MAX_CALL_RECORDS`](crate::storage::MAX_CALL_RECORDS): here
+    /// `filter.limit` is not capped, and `None` means all. Returns how many
+    /// were visited.
+    pub fn scan_call_records(
+        &self,
+        filter: &CallRecordFilter,
+        visit: impl FnMut(CallRecord),
+    ) -> Result<usize, StorageError> {
+        Ok(call_records::scan(&self.conn, filter, filter.limit, visit)?)
+    }
+
+    /// The recording `recording` of call `id` was deleted: the newest
+    /// record of that call keeps everything else but no longer names it.
+    /// Returns whether a record named it.
+    pub fn forget_recording(&self, id: &str, recording: &Path) -> Result<bool, StorageError> {
+        Ok(call_records::forget_recording(&self.conn, id, recording)?)
+    }
+
+    /// Retention: deletes the records of recorded calls that arrived before
+    /// `before`, oldest first and at most `max` in one transaction (so the
+    /// write-behind thread never waits long for the lock), and returns
+    /// their recordings' paths (relative to the recording directory) for
+    /// the caller to delete. Records of calls that were not recorded stay.
+    pub fn delete_recorded_calls_before(
+        &mut self,
+        before: SystemTime,
+        max: usize,
+    ) -> Result<Vec<std::path::PathBuf>, StorageError> {
+        Ok(call_records::delete_recorded_before(
+            &mut self.conn,
+            before,
+            max,
+        )?)
+    }
 }
 
 fn configure_file(conn: &Connection) -> rusqlite::Result<()> {
