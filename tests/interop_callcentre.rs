@@ -11,12 +11,11 @@ mod common;
 
 use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
 use common::audio::*;
-use common::{free_port, require, sipp_at, Gateway};
+use common::{free_port, sipp_at, Gateway};
 use switchboard::call::record::{CallDirection, CallOutcome, HungUpBy, OfferResult};
 use switchboard::media::codec::goertzel::mean_square;
 use switchboard::storage::{CallRecordFilter, Store};
@@ -247,42 +246,6 @@ fn an_ivr_choice_routes_the_caller_to_its_queue() {
     assert_eq!(cdr.ivr_choices, "1", "{cdr:?}");
     assert_eq!(cdr.queue.as_ref().map(|q| q.as_str()), Some("sales"));
     assert_eq!(cdr.outcome, CallOutcome::Abandoned, "{cdr:?}");
-}
-
-/// SIPp's built-in UAS as the carrier at 127.0.0.1:5080, echoing the RTP it
-/// receives: it answers one call and quits after the BYE.
-struct CarrierUas(std::process::Child);
-
-impl CarrierUas {
-    fn start() -> CarrierUas {
-        require("sipp");
-        let media = free_port("127.0.0.1");
-        let child = Command::new("sipp")
-            .args(["-sn", "uas", "-i", "127.0.0.1", "-p"])
-            .arg(CARRIER_PORT.to_string())
-            .args(["-mp", &media.to_string(), "-rtp_echo", "-m", "1"])
-            .args(["-timeout", "40s", "-timeout_error", "-bg"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // SIPp binds its sockets at start.
-        thread::sleep(Duration::from_millis(500));
-        CarrierUas(child)
-    }
-}
-
-impl Drop for CarrierUas {
-    fn drop(&mut self) {
-        let _ = Command::new("pkill")
-            .args([
-                "-f",
-                &format!("sipp -sn uas -i 127.0.0.1 -p {CARRIER_PORT}"),
-            ])
-            .status();
-        let _ = self.0.wait();
-    }
 }
 
 /// Agent 1001 (allowed national numbers) calls a customer: the gateway

@@ -343,6 +343,24 @@ impl Session {
         Ok(session)
     }
 
+    /// A session whose first leg is `leg`: an agent's phone called before
+    /// the customer (click-to-call) starts the session on the agent's
+    /// side, and the caller's position waits, inactive, for its leg.
+    pub fn with_leg(
+        now: Instant,
+        id: SessionId,
+        config: SessionConfig,
+        leg: LegId,
+        setup: LegSetup,
+    ) -> Result<Session, SessionError> {
+        let mut session = Session::new(now, id, config, setup.clone())?;
+        if leg == LegId::Agent {
+            session.attach(now, LegId::Agent, setup)?;
+            session.detach(now, LegId::Caller);
+        }
+        Ok(session)
+    }
+
     pub fn id(&self) -> SessionId {
         self.id
     }
@@ -1084,5 +1102,24 @@ mod tests {
         assert!(last.end);
         assert_eq!(last.event, 5);
         assert_eq!(last.duration, 160 * 48);
+    }
+
+    #[test]
+    fn a_session_may_start_with_the_agents_leg() {
+        let t0 = Instant::now();
+        let mut s = Session::with_leg(
+            t0,
+            SessionId(1),
+            config(),
+            LegId::Agent,
+            setup(Codec::Pcmu, 0, CALLER, 7),
+        )
+        .unwrap();
+        assert!(s.has_leg(LegId::Agent));
+        assert!(!s.has_leg(LegId::Caller));
+        s.set_feed(LegId::Agent, Feed::Silence).unwrap();
+        s.attach(t0, LegId::Caller, setup(Codec::Pcmu, 0, CALLER, 8))
+            .unwrap();
+        assert!(s.has_leg(LegId::Caller));
     }
 }

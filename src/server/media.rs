@@ -497,7 +497,7 @@ impl Worker {
                 .map(|()| {
                     slot.sockets[leg_index(leg)] = Some(sockets);
                 }),
-            None => Session::new(now, session, self.config.session.clone(), setup)
+            None => Session::with_leg(now, session, self.config.session.clone(), leg, setup)
                 .and_then(|mut s| s.set_feed(leg, feed).map(|()| s))
                 .map(|s| {
                     let mut slot = Slot {

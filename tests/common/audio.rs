@@ -385,3 +385,39 @@ impl Drop for Baresip {
         }
     }
 }
+
+/// SIPp's built-in UAS as the carrier at 127.0.0.1:5080, echoing the RTP it
+/// receives: it answers one call and quits after the BYE.
+pub struct CarrierUas(std::process::Child);
+
+impl CarrierUas {
+    pub fn start() -> CarrierUas {
+        require("sipp");
+        let media = free_port("127.0.0.1");
+        let child = Command::new("sipp")
+            .args(["-sn", "uas", "-i", "127.0.0.1", "-p"])
+            .arg(CARRIER_PORT.to_string())
+            .args(["-mp", &media.to_string(), "-rtp_echo", "-m", "1"])
+            .args(["-timeout", "40s", "-timeout_error", "-bg"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // SIPp binds its sockets at start.
+        thread::sleep(Duration::from_millis(500));
+        CarrierUas(child)
+    }
+}
+
+impl Drop for CarrierUas {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args([
+                "-f",
+                &format!("sipp -sn uas -i 127.0.0.1 -p {CARRIER_PORT}"),
+            ])
+            .status();
+        let _ = self.0.wait();
+    }
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod audio;
+pub mod http;
 
 use std::fs;
 use std::io::{BufRead, BufReader};

@@ -367,8 +367,15 @@ impl Endpoint {
     /// The caller enters a queue (from the dial plan, an IVR choice or
     /// another queue's overflow): greeting, then music, and the ACD.
     pub(super) fn enqueue_caller(&mut self, now: Instant, mut who: Caller, queue: QueueName) {
-        let qid = acd::CallId(self.queues.next);
-        self.queues.next += 1;
+        let qid = match who.number_in_acd {
+            Some(qid) => qid,
+            None => {
+                let qid = acd::CallId(self.queues.next);
+                self.queues.next += 1;
+                who.number_in_acd = Some(qid);
+                qid
+            }
+        };
         let config = self.queues.settings.queue(&queue);
         let greeting = config
             .and_then(|q| q.greeting.as_ref())

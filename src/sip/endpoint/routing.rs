@@ -35,6 +35,9 @@ pub(super) struct Caller {
     pub(super) arrived: SystemTime,
     /// Keys pressed in menus, for the agent's screen pop.
     pub(super) ivr_choices: String,
+    /// The call's number once it entered a queue: kept through transfers
+    /// and overflows, so that the API and the events name one call.
+    pub(super) number_in_acd: Option<crate::call::acd::CallId>,
     /// The call's recording once started (relative path).
     pub(super) recording: Option<std::path::PathBuf>,
     pub(super) recording_paused: bool,
@@ -138,6 +141,7 @@ impl Endpoint {
             direction,
             arrived: start.arrived,
             ivr_choices: String::new(),
+            number_in_acd: None,
             recording: None,
             recording_paused: false,
             record,
