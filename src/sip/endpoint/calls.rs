@@ -150,6 +150,10 @@ impl Calls {
         }
     }
 
+    pub(super) fn leg_of(&self, id: &DialogId) -> Option<LegId> {
+        self.calls.get(id).map(|c| c.leg)
+    }
+
     pub(super) fn session_of(&self, id: &DialogId) -> Option<SessionId> {
         self.calls.get(id).map(|c| c.session)
     }

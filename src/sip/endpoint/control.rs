@@ -309,27 +309,27 @@ impl Endpoint {
         call: u64,
         target: &str,
     ) -> Result<Reply, ControlError> {
-        let route: Route = target
-            .parse()
-            .map_err(|e| invalid(format!("transfer target {target:?}: {e}")))?;
-        match &route {
-            Route::Queue(q) if self.queues.settings().queue(q).is_none() => {
-                return Err(not_found(format!("queue {q}")))
-            }
-            Route::Ivr(m) if !self.queues.menus.contains_key(m) => {
-                return Err(not_found(format!("IVR menu {m}")))
-            }
-            Route::Agent(a) if !self.config.agents.iter().any(|(x, _)| x == a.as_str()) => {
-                return Err(not_found(format!("agent {a}")))
-            }
-            Route::Queue(_) | Route::Ivr(_) | Route::Agent(_) => {}
-            Route::Message(_) | Route::Hangup => {
-                return Err(invalid(
-                    "a call is transferred to a queue, an IVR menu or an agent",
-                ))
-            }
-        }
         let qid = acd::CallId(call);
+        if let Some(needed) = super::outbound::permission_for(target) {
+            // An external number: the answering agent's dial permissions
+            // apply, as if the agent had dialled it (toll fraud).
+            let Some(agent) = self.queues.answering_agent(qid) else {
+                return Err(not_found(format!("answered call {call}")));
+            };
+            if !self.may_dial(agent.as_str(), needed) {
+                return Err(invalid(format!(
+                    "agent {agent} may not dial {needed:?} numbers"
+                )));
+            }
+            if self.outbound_trunk().is_none() {
+                return Err(ControlError::new(ControlErrorKind::Unavailable, "no trunk"));
+            }
+        } else {
+            let route: Route = target
+                .parse()
+                .map_err(|e| invalid(format!("transfer target {target:?}: {e}")))?;
+            self.check_transfer_route(&route)?;
+        }
         let Some((who, agent)) = self.queues.take_caller(qid) else {
             return Err(not_found(format!("queued call {call}")));
         };
@@ -343,13 +343,36 @@ impl Endpoint {
             let _ = acd.hangup(now, qid);
         }
         self.pump_acd(now);
-        info!(call, target = %route, "call transferred");
+        info!(call, %target, "call transferred");
         self.event(Event::CallTransferred {
             call,
-            target: route.to_string(),
+            target: target.to_owned(),
         });
-        self.route_caller(now, who, route);
+        match target.parse::<Route>() {
+            Ok(route) if super::outbound::permission_for(target).is_none() => {
+                self.route_caller(now, who, route)
+            }
+            _ => self.forward(now, who, target),
+        }
         Ok(Reply::Done)
+    }
+
+    fn check_transfer_route(&self, route: &Route) -> Result<(), ControlError> {
+        match route {
+            Route::Queue(q) if self.queues.settings().queue(q).is_none() => {
+                Err(not_found(format!("queue {q}")))
+            }
+            Route::Ivr(m) if !self.queues.menus.contains_key(m) => {
+                Err(not_found(format!("IVR menu {m}")))
+            }
+            Route::Agent(a) if !self.config.agents.iter().any(|(x, _)| x == a.as_str()) => {
+                Err(not_found(format!("agent {a}")))
+            }
+            Route::Queue(_) | Route::Ivr(_) | Route::Agent(_) => Ok(()),
+            Route::Message(_) | Route::Hangup => Err(invalid(
+                "a call is transferred to a queue, an IVR menu, an agent or a number",
+            )),
+        }
     }
 
     fn control_dtmf(&mut self, call: u64, digits: &str) -> Result<Reply, ControlError> {

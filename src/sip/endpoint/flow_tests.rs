@@ -1626,3 +1626,54 @@ greeting = \"\"\nannounce_every_secs = 5\n\n[[queues]]\nname = \"sales\"",
         .iter()
         .any(|f| plays(f, "position")));
 }
+
+/// A blind transfer to an external number: the agent's dial permission
+/// applies; the caller hears ringback, then the number's answer in the
+/// same session; the caller's BYE ends the far leg too.
+#[test]
+fn a_blind_transfer_to_a_number_goes_out_through_the_trunk() {
+    let mut net = Net::new();
+    let media_mark = net.media.len();
+    let (mut caller, _agent) = bridged_call(&mut net);
+    let session = net.caller_session(media_mark);
+    let call = 1;
+    let abroad = net.control(Command::Transfer {
+        call,
+        target: "+442071234567".into(),
+    });
+    assert_eq!(abroad.unwrap_err().kind, ControlErrorKind::Invalid);
+    let mark = net.mark();
+    let media_mark = net.media.len();
+    net.control(Command::Transfer {
+        call,
+        target: "0212345678".into(),
+    })
+    .unwrap();
+    assert_eq!(
+        net.requests(mark, A1, Method::Bye).len(),
+        1,
+        "agent released"
+    );
+    let invite = net
+        .requests(mark, TRUNK, Method::Invite)
+        .into_iter()
+        .find(|r| r.uri.to_string().contains("0212345678"))
+        .expect("the number is called through the trunk");
+    assert!(net
+        .caller_feeds(media_mark, session)
+        .iter()
+        .any(|f| matches!(f, Feed::Play(_))));
+    let media_mark = net.media.len();
+    net.answer(&invite, TRUNK, 200, "far1");
+    let opened = net.media[media_mark..].iter().any(|c| {
+        matches!(c, MediaCommand::OpenLeg { session: s, leg: LegId::Agent, feed: Feed::Other, .. } if *s == session)
+    });
+    assert!(opened, "the far end joins the caller's session");
+    let mark = net.mark();
+    assert_eq!(net.in_dialog(&mut caller, "BYE", "")[0].status, 200);
+    assert_eq!(net.requests(mark, TRUNK, Method::Bye).len(), 1);
+    net.close_legs();
+    let record = only_record(&net);
+    assert_eq!(record.outcome, CallOutcome::Answered);
+    assert_eq!(record.hung_up_by, Some(HungUpBy::Caller));
+}

@@ -10,6 +10,7 @@ mod calls_tests;
 mod control;
 #[cfg(test)]
 mod flow_tests;
+mod forward;
 mod ids;
 mod in_dialog;
 mod originate;
@@ -233,6 +234,8 @@ enum ClientPurpose {
     Outbound,
     /// Our INVITE of a click-to-call (to the agent, then to the trunk).
     Originate,
+    /// Our INVITE to the number a caller is transferred to.
+    Forward,
 }
 
 pub struct Endpoint {
@@ -250,6 +253,7 @@ pub struct Endpoint {
     queues: queue_calls::QueueCalls,
     outbound: outbound::Outbound,
     originate: originate::Originate,
+    forwards: forward::Forwards,
     /// The wall-clock time of the last input, to date what happens at a
     /// monotonic `now` (call records, recordings).
     clock: (Instant, SystemTime),
@@ -297,6 +301,7 @@ impl Endpoint {
             queues: queue_calls::QueueCalls::new(config.queues.clone()),
             outbound: outbound::Outbound::default(),
             originate: originate::Originate::default(),
+            forwards: forward::Forwards::default(),
             clock: (now, SystemTime::now()),
             responses: std::collections::BTreeMap::new(),
             outputs: VecDeque::new(),
@@ -559,6 +564,7 @@ impl Endpoint {
             (Some(ClientPurpose::Offer), outcome) => self.offer_outcome(now, tx, outcome),
             (Some(ClientPurpose::Outbound), outcome) => self.outbound_outcome(now, tx, outcome),
             (Some(ClientPurpose::Originate), outcome) => self.originate_outcome(now, tx, outcome),
+            (Some(ClientPurpose::Forward), outcome) => self.forward_outcome(now, tx, outcome),
             (Some(ClientPurpose::Bye), _) | (None, _) => {}
         }
     }

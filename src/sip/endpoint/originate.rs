@@ -54,7 +54,7 @@ pub(super) struct Originate {
 
 /// What the agent hears while the customer's phone rings: 425 Hz, 1 s on,
 /// 4 s off (ITU-T E.180 ringing tone).
-fn ringback() -> Feed {
+pub(super) fn ringback() -> Feed {
     let items = vec![
         PlayItem::Tone {
             freq_hz: 425.0,

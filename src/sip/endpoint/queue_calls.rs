@@ -59,6 +59,8 @@ pub(super) enum Role {
     Goodbye,
     /// A leg of a call an agent placed through the trunk.
     Outbound(super::outbound::Side),
+    /// A leg of a caller transferred to an external number.
+    Forwarded(QueueCallId),
 }
 
 /// The queues, IVR menus and dial plan, and the prompts they play.
@@ -287,6 +289,13 @@ impl QueueCalls {
         self.calls
             .get(&call)
             .map(|q| (q.who.dialog.clone(), q.who.session))
+    }
+
+    /// The agent who answered a queued call.
+    pub(super) fn answering_agent(&self, call: QueueCallId) -> Option<AgentId> {
+        self.calls
+            .get(&call)
+            .and_then(|q| q.agent.as_ref().map(|(a, _)| a.clone()))
     }
 
     /// The session of a call an agent answered.
@@ -1015,7 +1024,7 @@ impl Endpoint {
                     feed: looping(music.as_ref()),
                 }));
             }
-            Role::Agent(..) | Role::Outbound(_) => {}
+            Role::Agent(..) | Role::Outbound(_) | Role::Forwarded(_) => {}
         }
     }
 
@@ -1027,6 +1036,7 @@ impl Endpoint {
             Role::Agent(call, _) => (call, HungUpBy::Agent),
             Role::Ivr => return self.ivr_leg_ending(now, id, why),
             Role::Outbound(side) => return self.outbound_leg_ending(now, id, *side, why),
+            Role::Forwarded(call) => return self.forwarded_leg_ending(now, *call, id, why),
             Role::Goodbye => return,
         };
         let wall = self.wall(now);
@@ -1055,7 +1065,7 @@ impl Endpoint {
         let call = match role {
             Role::Caller(call) => *call,
             Role::Agent(call, _) => *call,
-            Role::Ivr | Role::Goodbye | Role::Outbound(_) => return,
+            Role::Ivr | Role::Goodbye | Role::Outbound(_) | Role::Forwarded(_) => return,
         };
         if let Some(acd) = self.queues.acd.as_mut() {
             if let Err(error) = acd.hangup(now, call) {
