@@ -1677,3 +1677,65 @@ fn a_blind_transfer_to_a_number_goes_out_through_the_trunk() {
     assert_eq!(record.outcome, CallOutcome::Answered);
     assert_eq!(record.hung_up_by, Some(HungUpBy::Caller));
 }
+
+/// An agent taking offers over the API: the offer is only published (no
+/// INVITE) until the desktop accepts; then the phone rings and the call is
+/// bridged. A reject moves the call on; an answer to no open offer is a
+/// conflict.
+#[test]
+fn an_api_agent_accepts_the_offer_on_its_desktop_before_the_phone_rings() {
+    let text = CONFIG
+        .replace(
+            "id = \"1003\"\npassword = \"pass1003\"\n",
+            "id = \"1003\"\npassword = \"pass1003\"\nhandoff = \"api\"\n",
+        )
+        .replace(
+            "name = \"sales\"\nextension = \"501\"\n",
+            "name = \"sales\"\nextension = \"501\"\ndids = [\"+15550106\"]\n",
+        );
+    let config = crate::config::Config::from_toml_str(&text, std::path::Path::new("test")).unwrap();
+    let mut net = Net::new();
+    net.ep = Endpoint::new(EndpointConfig::from_config(&config), net.now).unwrap();
+    net.register(A3, "1003");
+    net.control(Command::Login {
+        agent: "1003".into(),
+    })
+    .unwrap();
+
+    let mark = net.mark();
+    let _caller = net.trunk_call("+15557770020", "+15550106", "cust20");
+    let offered = net.events_of("call_offered");
+    assert_eq!(offered.len(), 1, "the screen pop");
+    let call = offered[0].call().unwrap();
+    assert!(
+        net.requests(mark, A3, Method::Invite).is_empty(),
+        "nothing rings before the desktop accepts"
+    );
+    let wrong = net.control(Command::OfferAnswer {
+        agent: "1003".into(),
+        call: call + 1,
+        accept: true,
+    });
+    assert_eq!(wrong.unwrap_err().kind, ControlErrorKind::Conflict);
+
+    // Reject: the offer ends; the ACD offers again (1003 is the only member).
+    net.control(Command::OfferAnswer {
+        agent: "1003".into(),
+        call,
+        accept: false,
+    })
+    .unwrap();
+    assert_eq!(net.events_of("call_offered").len(), 2);
+
+    // Accept: the phone rings, answers, the call is bridged.
+    net.control(Command::OfferAnswer {
+        agent: "1003".into(),
+        call,
+        accept: true,
+    })
+    .unwrap();
+    let invite = net.requests(mark, A3, Method::Invite).remove(0);
+    net.answer(&invite, A3, 200, "api1");
+    assert!(matches!(net.state("1003"), AgentState::OnCall(_)));
+    assert_eq!(net.events_of("call_answered").len(), 1);
+}
