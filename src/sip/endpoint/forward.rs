@@ -99,11 +99,7 @@ impl Endpoint {
             }
             outcome => {
                 self.calls.release_ports(r.leg.ports);
-                let status = match outcome {
-                    ClientOutcome::Response(resp) => resp.status,
-                    ClientOutcome::Timeout => 408,
-                    ClientOutcome::TransportError => 503,
-                };
+                let status = outcome.status();
                 self.forward_failed(now, r.who, format!("the number answered {status}"));
             }
         }

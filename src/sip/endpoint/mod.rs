@@ -596,6 +596,19 @@ enum ClientOutcome<'a> {
     TransportError,
 }
 
+impl ClientOutcome<'_> {
+    /// The final status, or what the TU acts as if it had received: 408
+    /// for a timeout (RFC 3261 §17.1.1.2), 503 for a transport failure
+    /// (§8.1.3.1).
+    fn status(&self) -> u16 {
+        match self {
+            ClientOutcome::Response(r) => r.status,
+            ClientOutcome::Timeout => 408,
+            ClientOutcome::TransportError => 503,
+        }
+    }
+}
+
 /// Our address for Via and Contact on a flow (the listening socket's, or
 /// the domain when bound to a wildcard address).
 fn local_host_of(domain: &str, flow: &Flow) -> Host {

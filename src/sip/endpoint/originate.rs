@@ -188,11 +188,7 @@ impl Endpoint {
             }
             outcome => {
                 self.calls.release_ports(pending.leg.ports);
-                let status = match outcome {
-                    ClientOutcome::Response(r) => r.status,
-                    ClientOutcome::Timeout => 408,
-                    ClientOutcome::TransportError => 503,
-                };
+                let status = outcome.status();
                 let by = if agent_side {
                     HungUpBy::Agent
                 } else {

@@ -321,11 +321,7 @@ impl Endpoint {
                     return;
                 }
                 self.calls.release_ports(p.ports);
-                let status = match outcome {
-                    ClientOutcome::Response(r) => r.status,
-                    ClientOutcome::Timeout => 408,
-                    ClientOutcome::TransportError => 503,
-                };
+                let status = outcome.status();
                 // The trunk's credentials are its business: the agent gets
                 // a plain refusal, not a challenge it cannot answer.
                 let passed = match status {

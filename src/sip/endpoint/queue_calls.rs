@@ -824,11 +824,7 @@ impl Endpoint {
                     return;
                 };
                 self.calls.release_ports(ports);
-                let status = match outcome {
-                    ClientOutcome::Response(r) => r.status,
-                    ClientOutcome::Timeout => 408,
-                    ClientOutcome::TransportError => 503,
-                };
+                let status = outcome.status();
                 info!(agent = %ringing.agent, status, "agent did not take the call");
                 let result = match status {
                     486 | 600 | 603 => OfferResult::Rejected,
