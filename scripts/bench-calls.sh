@@ -30,6 +30,8 @@
 #                  more than 32 s so transactions have expired)
 #   PERF=1         profile the gateway over the calls phase (perf record, DWARF call graphs,
 #                  perf-<round>.data in BENCH_OUT; the top symbols are printed)
+#   SWITCHBOARD_BIN   the gateway binary to run (default: the release build;
+#                  e.g. a saved copy of another build, for an A/B comparison)
 #   BENCH_NO_BUILD=1  use the existing release binaries
 #   BENCH_OUT      directory for logs and results (default target/bench-calls/<date>)
 set -euo pipefail
@@ -50,6 +52,7 @@ idle_after=${IDLE_AFTER:-0}
 first_agent=10000
 did="+15550100"
 bin=${CARGO_TARGET_DIR:-target}/release
+gateway=${SWITCHBOARD_BIN:-$bin/switchboard}
 out=${BENCH_OUT:-target/bench-calls/$(date +%Y%m%d-%H%M%S)}
 for v in "$rate" "$calls" "$hold_ms" "$agents" "$rounds"; do
     [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "RATE, CALLS, HOLD_MS, AGENTS and ROUNDS must be positive integers" >&2; exit 2; }
@@ -147,12 +150,23 @@ EOF
 } > "$work/config.toml"
 cp "$work/config.toml" "$out/config.toml"
 
-"$bin/switchboard" check-config --config "$work/config.toml" > /dev/null 2> "$work/check.log" ||
+"$gateway" check-config --config "$work/config.toml" > /dev/null 2> "$work/check.log" ||
     { echo "bench config rejected:"; cat "$work/check.log"; exit 1; }
 
 tck=$(getconf CLK_TCK)
 results=$out/results.tsv
-printf 'round\tload\toffered_cps\tbridged_cps\tattempted\tanswered\tbridged\tcompleted\tfailed\tinv_p50\tinv_p99\toffer_p50\toffer_p99\tgw_cpu_pct\tgw_cpu_us_call\trss_idle_mib\trss_peak_mib\tup_at_peak\tkib_per_call\tgen_cpu_pct\trecords\tproblems\n' > "$results"
+printf 'round\tload\toffered_cps\tbridged_cps\tattempted\tanswered\tbridged\tcompleted\tfailed\tinv_p50\tinv_p99\toffer_p50\toffer_p99\tgw_cpu_pct\tgw_cpu_us_call\trss_idle_mib\trss_peak_mib\tup_at_peak\tkib_per_call\tgen_cpu_pct\tother_cpu_pct\trecords\tproblems\n' > "$results"
+
+# thread_ticks PID: "name ticks" per thread name (utime+stime summed over the
+# threads of that name), to see which thread is the limit.
+thread_ticks() {
+    for t in /proc/"$1"/task/*; do
+        { read -r name < "$t/comm" && echo "$name $(sed 's/.*) //' "$t/stat" | awk '{print $12 + $13}')"; } 2>/dev/null || true
+    done | awk '{s[$1] += $2} END {for (n in s) print n, s[n]}' | sort
+}
+
+# machine_busy: busy ticks of all cores (user+nice+system+irq+softirq+steal).
+machine_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 
 # last_up: the "up=" of the generator's latest progress line (0 before any).
 last_up() { { grep '^PROGRESS' "$work/gen.out" || true; } | tail -n 1 | sed -n 's/.* up=\([0-9]*\).*/\1/p'; }
@@ -160,7 +174,7 @@ last_up() { { grep '^PROGRESS' "$work/gen.out" || true; } | tail -n 1 | sed -n '
 for ((round = 1; round <= rounds; round++)); do
     rm -f "$work"/sb.db* "$work/gw.log" "$work/gen.out"
     load=$(cut -d' ' -f1-3 /proc/loadavg)
-    "${pin_relay[@]}" "$bin/switchboard" serve --config "$work/config.toml" > /dev/null 2> "$work/gw.log" &
+    "${pin_relay[@]}" "$gateway" serve --config "$work/config.toml" > /dev/null 2> "$work/gw.log" &
     gw=$!
     wait_for "$work/gw.log" "registrations restored" 20 "$gw" ||
         { echo "gateway did not start:"; tail -20 "$work/gw.log"; exit 1; }
@@ -179,6 +193,8 @@ for ((round = 1; round <= rounds; round++)); do
     t0=$(now)
     gw0=$(cpu_ticks "$gw")
     gen0=$(cpu_ticks "$gen")
+    thread_ticks "$gw" > "$work/threads0"
+    busy0=$(machine_busy)
     if [ "${PERF:-0}" = 1 ]; then
         perf record -q -F 199 --call-graph dwarf,8192 -p "$gw" -o "$out/perf-$round.data" > /dev/null 2>&1 &
         perf_pid=$!
@@ -202,6 +218,8 @@ for ((round = 1; round <= rounds; round++)); do
     done
     t1=$(now)
     gw1=$(cpu_ticks "$gw")
+    thread_ticks "$gw" > "$work/threads1"
+    busy1=$(machine_busy)
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid" 2>/dev/null || true
         wait "$perf_pid" 2>/dev/null || true
@@ -231,22 +249,25 @@ for ((round = 1; round <= rounds; round++)); do
     window=$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')
     completed=$(field completed)
     row=$(awk -v w="$window" -v gw=$((gw1 - gw0)) -v gen=$((gen1 - gen0)) -v t="$tck" -v c="$completed" \
-        -v ri="$rss_idle" -v rp="$rss_at_up" -v up="$up_peak" 'BEGIN {
-        printf "%.1f\t%.0f\t%.1f\t%.1f\t%d\t%.1f\t%.1f", gw / t * 100 / w, (c > 0 ? gw / t * 1e6 / c : 0),
-            ri / 1024, rp / 1024, up, (up > 0 ? (rp - ri) / up : 0), gen / t * 100 / w
+        -v ri="$rss_idle" -v rp="$rss_at_up" -v up="$up_peak" -v busy=$((busy1 - busy0)) 'BEGIN {
+        printf "%.1f\t%.0f\t%.1f\t%.1f\t%d\t%.1f\t%.1f\t%.1f", gw / t * 100 / w, (c > 0 ? gw / t * 1e6 / c : 0),
+            ri / 1024, rp / 1024, up, (up > 0 ? (rp - ri) / up : 0), gen / t * 100 / w, (busy - gw - gen) / t * 100 / w
     }')
-    IFS=$'\t' read -r gw_pct us_call idle_mib peak_mib up kib_call gen_pct <<< "$row"
-    printf '%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    IFS=$'\t' read -r gw_pct us_call idle_mib peak_mib up kib_call gen_pct other_pct <<< "$row"
+    printf '%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$round" "$load" "$(field offered_cps)" "$(field bridged_cps)" "$(field attempted)" "$(field answered)" \
         "$(field bridged)" "$completed" "$(field failed)" "$(field inv_p50_ms)" "$(field inv_p99_ms)" \
         "$(field offer_p50_ms)" "$(field offer_p99_ms)" "$gw_pct" "$us_call" "$idle_mib" "$peak_mib" "$up" \
-        "$kib_call" "$gen_pct" "$records" "$(field problems)" >> "$results"
+        "$kib_call" "$gen_pct" "$other_pct" "$records" "$(field problems)" >> "$results"
     echo "== bench-calls round $round/$rounds: $calls calls at $rate/s, hold $hold_ms ms, $agents agents ($strategy, record=$record, log $log_level), load average before: $load =="
     printf "gateway CPU               %s %% of one core over %.1f s (%s µs per completed call)\n" "$gw_pct" "$window" "$us_call"
     printf "gateway RSS               %s MiB idle (agents logged in), %s MiB with %s calls up (peak RSS %.1f MiB): %s KiB per active call\n" \
         "$idle_mib" "$peak_mib" "$up" "$(awk -v r="$rss_peak" 'BEGIN {print r / 1024}')" "$kib_call"
     [ -n "$rss_idle_after" ] && printf "gateway RSS after %s s idle %.1f MiB\n" "$idle_after" "$(awk -v r="$rss_idle_after" 'BEGIN {print r / 1024}')"
+    printf "gateway CPU by thread     %s\n" "$(join "$work/threads0" "$work/threads1" | awk -v w="$window" -v t="$tck" '
+        {d = ($3 - $2) / t * 100 / w; if (d >= 0.5) printf "%s%s %.1f %%", (n++ ? ", " : ""), $1, d}')"
     printf "generator CPU             %s %% of one core\n" "$gen_pct"
+    printf "other CPU                 %s %% of one core (everything else on the machine: a run with much here was disturbed)\n" "$other_pct"
     printf "call records stored       %s\n" "$records"
     if [ -f "$out/perf-$round.data" ]; then
         echo "gateway profile (self time, top symbols):"
@@ -259,7 +280,7 @@ done
 if [ "$rounds" -gt 1 ]; then
     echo "Medians over $rounds rounds ($results):"
     awk -F'\t' 'NR > 1 {
-        for (i = 3; i <= 20; i++) v[i, NR - 1] = $i
+        for (i = 3; i <= 21; i++) v[i, NR - 1] = $i
         failed += $9; n = NR - 1
     }
     function median(col,    a, i, j, t) {
@@ -270,8 +291,8 @@ if [ "$rounds" -gt 1 ]; then
     END {
         printf "offered %.0f/s, bridged %.0f/s; failed %d in all; INVITE->200 p50 %.2f p99 %.2f ms; 200->agent INVITE p50 %.2f p99 %.2f ms\n",
             median(3), median(4), failed, median(10), median(11), median(12), median(13)
-        printf "gateway CPU %.1f %% (%.0f µs per call); RSS idle %.1f MiB, with %d calls up %.1f MiB: %.1f KiB per active call; generator CPU %.1f %%\n",
-            median(14), median(15), median(16), median(18), median(17), median(19), median(20)
+        printf "gateway CPU %.1f %% (%.0f µs per call); RSS idle %.1f MiB, with %d calls up %.1f MiB: %.1f KiB per active call; generator CPU %.1f %%; other CPU %.1f %%\n",
+            median(14), median(15), median(16), median(18), median(17), median(19), median(20), median(21)
     }' "$results"
 fi
 echo "logs and results: $out"

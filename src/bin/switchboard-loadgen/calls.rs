@@ -733,7 +733,8 @@ impl Generator {
             }
             self.fire_timers(now);
             if stage == Stage::Calls && now >= next_progress {
-                next_progress += PROGRESS_EVERY;
+                // After a stall (a busy machine), one line, not a burst.
+                next_progress = (next_progress + PROGRESS_EVERY).max(now + PROGRESS_EVERY / 2);
                 self.progress(now);
             }
             if started == count && self.settled(stage) {
