@@ -70,6 +70,12 @@ pub struct CallsArgs {
     /// UDP sockets the agents share (agent i on socket i mod n).
     #[arg(long, default_value_t = 4)]
     agent_sockets: usize,
+    /// The agents' sockets on this port and the ones after it (default:
+    /// any free ports). Fixed ports keep the agents' contacts across runs
+    /// against one gateway, as phones re-registering would; otherwise each
+    /// run adds a binding per agent until the old ones expire.
+    #[arg(long, default_value_t = 0)]
+    agent_port: u16,
     /// Registrations, then logins, started per second before the calls.
     #[arg(long, default_value_t = 500)]
     setup_rate: u32,
@@ -110,6 +116,8 @@ pub enum CallsError {
     Poll(#[source] io::Error),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error("the agents' sockets from port {0} on run past 65535")]
+    AgentPorts(u16),
     #[error("agent ids {first}..{first}+{count} overflow")]
     AgentIds { first: u32, count: u32 },
 }
@@ -650,8 +658,15 @@ impl Generator {
         // Agents and the RTP sink on the target's side of loopback, on
         // ports of their own: never the trunk peer's address.
         let agent_ip = args.target.ip();
-        for _ in 0..args.agent_sockets {
-            sockets.push(udp_socket(SocketAddr::new(agent_ip, 0)).map_err(CallsError::Socket)?);
+        for i in 0..args.agent_sockets {
+            let port = match args.agent_port {
+                0 => 0,
+                p => u16::try_from(i)
+                    .ok()
+                    .and_then(|i| p.checked_add(i))
+                    .ok_or(CallsError::AgentPorts(p))?,
+            };
+            sockets.push(udp_socket(SocketAddr::new(agent_ip, port)).map_err(CallsError::Socket)?);
         }
         sockets.push(udp_socket(SocketAddr::new(local_ip, 0)).map_err(CallsError::Socket)?);
         let rtp_socket = sockets.len() - 1;
