@@ -22,7 +22,8 @@
 #   STRATEGY       the queue's strategy (default longest-idle)
 #   RECORD=1       answered calls are recorded (default: not)
 #   GREETING=name  the queue's greeting prompt (default: none)
-#   LOG_LEVEL      the gateway's log level (default info, as deployed)
+#   LOG_LEVEL      the gateway's log level (default info, as deployed; the
+#                  server's own lines stay at info: the script waits for one)
 #   CONCURRENT=n   the generator keeps at most n calls in progress
 #   PIN=1          gateway on core 0, generator on core 1 (default: unpinned)
 #   IDLE_AFTER=s   after the last round's calls, read the gateway's RSS again
@@ -93,7 +94,7 @@ carrier="127.0.0.1:$carrier_port"
 {
     cat <<EOF
 [log]
-level = "$log_level"
+level = "$log_level,switchboard::server=info"
 format = "human"
 
 [sip]
