@@ -26,6 +26,7 @@
 #                  server's own lines stay at info: the script waits for one)
 #   CONCURRENT=n   the generator keeps at most n calls in progress
 #   PIN=1          gateway on core 0, generator on core 1 (default: unpinned)
+#   MEDIA_ADDRESS  the gateway's RTP address (default 127.0.0.3, see below)
 #   IDLE_AFTER=s   after the last round's calls, read the gateway's RSS again
 #                  after s seconds idle (leak check; default 0 = skip; use
 #                  more than 32 s so transactions have expired)
@@ -58,6 +59,14 @@ out=${BENCH_OUT:-target/bench-calls/$(date +%Y%m%d-%H%M%S)}
 for v in "$rate" "$calls" "$hold_ms" "$agents" "$rounds"; do
     [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "RATE, CALLS, HOLD_MS, AGENTS and ROUNDS must be positive integers" >&2; exit 2; }
 done
+
+# Four sockets per call (RTP and RTCP of both legs): the open-file limit
+# bounds the calls up at once, and the gateway does not raise it.
+up=$((rate * (hold_ms + 1000) / 1000))
+nofile=$(ulimit -n)
+if [ "$nofile" != unlimited ] && [ $((up * 4 + 200)) -gt "$nofile" ]; then
+    echo "warning: ~$up calls up need ~$((up * 4)) sockets; the open-file limit is $nofile (ulimit -n)" >&2
+fi
 
 [ "${BENCH_NO_BUILD:-0}" = 1 ] || cargo build --release --locked --bins --quiet
 

@@ -30,6 +30,8 @@ use std::fmt;
 use std::io::{self, ErrorKind, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -116,6 +118,10 @@ pub enum CallsError {
     Poll(#[source] io::Error),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error("cannot watch for SIGINT and SIGTERM: {0}")]
+    Signals(#[source] io::Error),
+    #[error("interrupted while the agents were being set up")]
+    Interrupted,
     #[error("the agents' sockets from port {0} on run past 65535")]
     AgentPorts(u16),
     #[error("agent ids {first}..{first}+{count} overflow")]
@@ -617,6 +623,9 @@ struct Generator {
     stats: Stats,
     buf: Vec<u8>,
     epoch: Instant,
+    /// Set by the first SIGINT or SIGTERM: no new call starts, those in
+    /// progress finish (the second signal ends the process at once).
+    stop: Arc<AtomicBool>,
 }
 
 /// Which start function an open-loop stage runs.
@@ -722,6 +731,7 @@ impl Generator {
             stats: Stats::default(),
             buf: vec![0u8; 65_536],
             epoch: Instant::now(),
+            stop: watch_signals()?,
             args,
         })
     }
@@ -736,8 +746,19 @@ impl Generator {
         let mut started = 0u32;
         let mut next_progress = t0 + PROGRESS_EVERY;
         let mut events = Events::with_capacity(1024);
+        let mut count = count;
         loop {
             let now = Instant::now();
+            if self.stop.load(Ordering::Relaxed) && started < count {
+                if stage != Stage::Calls {
+                    return Err(CallsError::Interrupted);
+                }
+                marker(&format!(
+                    "INTERRUPTED: no new calls; waiting for the {} in progress",
+                    self.calls.len()
+                ));
+                count = started;
+            }
             while started < count && t0 + interval * started <= now && self.may_start(stage) {
                 match stage {
                     Stage::Register => self.start_register(started, now),
@@ -1754,7 +1775,8 @@ impl Generator {
         self.stats.send_errors = self.net.send_errors;
         self.report(setup_secs, calls_secs);
         Ok(self.stats.failed == 0
-            && self.stats.completed == self.args.calls
+            && self.stats.completed == self.stats.attempted
+            && !self.stop.load(Ordering::Relaxed)
             && self.stats.logged_in == agents)
     }
 
@@ -1843,6 +1865,45 @@ inv_p50_ms={} inv_p99_ms={} offer_p50_ms={} offer_p99_ms={} bye_p50_ms={} bye_p9
     }
 }
 
+/// The first SIGINT or SIGTERM sets the flag (a clean stop: the calls in
+/// progress finish and the report is printed); the second exits at once.
+fn watch_signals() -> Result<Arc<AtomicBool>, CallsError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let stop = Arc::new(AtomicBool::new(false));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(CallsError::Signals)?;
+    // Registered here, before any load, so an early signal is not lost.
+    let (mut int, mut term) = runtime
+        .block_on(async {
+            Ok::<_, io::Error>((
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            ))
+        })
+        .map_err(CallsError::Signals)?;
+    let flag = stop.clone();
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            runtime.block_on(async move {
+                for _ in 0..2 {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                    if flag.swap(true, Ordering::Relaxed) {
+                        std::process::exit(130);
+                    }
+                    eprintln!("switchboard-loadgen calls: stopping (again to quit at once)");
+                }
+            });
+        })
+        .map_err(CallsError::Signals)?;
+    Ok(stop)
+}
+
 /// Prints a phase marker the bench script waits for, at once.
 fn marker(text: &str) {
     let mut out = io::stdout().lock();
@@ -1854,6 +1915,10 @@ pub fn run(args: CallsArgs) -> ExitCode {
     match Generator::new(args).and_then(|mut g| g.run()) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
+        Err(CallsError::Interrupted) => {
+            eprintln!("switchboard-loadgen calls: interrupted during the set-up");
+            ExitCode::from(130)
+        }
         Err(e @ CallsError::Zero(_)) => {
             eprintln!("switchboard-loadgen calls: {e}");
             ExitCode::from(2)
