@@ -188,6 +188,8 @@ enum Timer {
 #[derive(Debug)]
 struct Waiting {
     queue: usize,
+    /// The call's place in its queue's `waiting` (dispatch order).
+    key: queue::WaitKey,
     arrived: Instant,
     /// Agents (indexes) ringing with this call now.
     offered: Vec<usize>,
@@ -556,13 +558,15 @@ impl Acd {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        let key = (Reverse(priority), seq);
         let q = &mut self.queues[qix];
-        q.insert((Reverse(priority), seq), call);
+        q.insert(key, call);
         let position = q.position(call).unwrap_or(q.waiting.len());
         self.waiting.insert(
             call,
             Waiting {
                 queue: qix,
+                key,
                 arrived: now,
                 offered: Vec::new(),
                 tried: Vec::new(),
@@ -819,15 +823,20 @@ impl Acd {
     /// priority then arrival, so an agent in several queues serves the
     /// caller who has waited longest.
     fn dispatch(&mut self, now: Instant) {
-        if !self.agents.iter().any(|a| a.state == AgentState::Available) {
+        // From the waiting calls, not from every queue's list: with each
+        // agent's own queue there are more queues than agents, nearly all
+        // empty, and a dispatch runs for every call that arrives, is
+        // answered or ends. Sequence numbers are unique, so the order is
+        // the same as merging the queues' lists.
+        let mut order: Vec<(queue::WaitKey, CallId)> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.offered.is_empty())
+            .map(|(&c, w)| (w.key, c))
+            .collect();
+        if order.is_empty() || !self.agents.iter().any(|a| a.state == AgentState::Available) {
             return;
         }
-        let mut order: Vec<(queue::WaitKey, CallId)> = self
-            .queues
-            .iter()
-            .flat_map(|q| q.waiting.iter().copied())
-            .filter(|(_, c)| self.waiting.get(c).is_some_and(|w| w.offered.is_empty()))
-            .collect();
         order.sort_unstable();
         for (_, call) in order {
             let Some(picked) = self.pick(call) else {
@@ -928,6 +937,16 @@ impl Acd {
             if self.connected.contains_key(call) {
                 return Err(format!("{call} both waiting and connected"));
             }
+            if !self.queues[w.queue].waiting.contains(&(w.key, *call)) {
+                return Err(format!("{call} not in its queue's list"));
+            }
+        }
+        let listed: usize = self.queues.iter().map(|q| q.waiting.len()).sum();
+        if listed != self.waiting.len() {
+            return Err(format!(
+                "{listed} calls in queue lists, {} waiting",
+                self.waiting.len()
+            ));
         }
         let mut talking: HashMap<usize, CallId> = HashMap::new();
         for (call, c) in &self.connected {

@@ -233,6 +233,35 @@ fn higher_priority_callers_are_served_first() {
 }
 
 #[test]
+fn an_agent_in_several_queues_serves_by_priority_then_arrival_across_them() {
+    let t0 = Instant::now();
+    let mut a = acd(vec![
+        queue("sales", Strategy::LongestIdle, &[("a", 0)]),
+        queue("support", Strategy::LongestIdle, &[("a", 0)]),
+        queue("billing", Strategy::LongestIdle, &[("b", 0)]),
+    ]);
+    a.enqueue(t0, CallId(1), &qn("support"), 0).unwrap();
+    a.enqueue(t0 + secs(1), CallId(2), &qn("sales"), 0).unwrap();
+    a.enqueue(t0 + secs(2), CallId(3), &qn("sales"), 5).unwrap();
+    a.enqueue(t0 + secs(3), CallId(4), &qn("support"), 0)
+        .unwrap();
+    a.enqueue(t0 + secs(4), CallId(5), &qn("billing"), 9)
+        .unwrap();
+    drain(&mut a);
+    a.login(t0 + secs(5), &id("a")).unwrap();
+    let mut served = Vec::new();
+    for (i, t) in (6..10).enumerate() {
+        let o = offers(&drain(&mut a));
+        assert_eq!(o.len(), 1, "offer {i}: {o:?}");
+        served.push(o[0].0);
+        serve(&mut a, t0 + secs(t), o[0].0, "a", secs(1));
+    }
+    // Call 5 waits for b, who never logs in.
+    assert_eq!(served, vec![3, 1, 2, 4]);
+    assert!(offers(&drain(&mut a)).is_empty());
+}
+
+#[test]
 fn ring_timeout_moves_the_call_to_the_next_agent() {
     let t0 = Instant::now();
     let mut a = acd(vec![queue(
