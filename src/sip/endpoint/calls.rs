@@ -4,7 +4,7 @@
 //! the endpoint negotiates the SDP (RFC 3264), picks the RTP ports, and
 //! tells the worker what the leg hears through [`MediaCommand`]s.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -117,6 +117,9 @@ pub(super) struct Calls {
     by_leg: HashMap<(SessionId, LegId), DialogId>,
     /// Rooms with one caller waiting: room → that caller's dialog.
     rooms: HashMap<String, DialogId>,
+    /// The calls whose 2xx awaits its ACK (`Call::unacked` is set): the
+    /// timer paths look at these only, not at every call.
+    awaiting_ack: HashSet<DialogId>,
 }
 
 impl Calls {
@@ -131,6 +134,7 @@ impl Calls {
             calls: HashMap::new(),
             by_leg: HashMap::new(),
             rooms: HashMap::new(),
+            awaiting_ack: HashSet::new(),
         }
     }
 
@@ -462,6 +466,7 @@ impl Endpoint {
             return;
         };
         call.unacked = None;
+        self.calls.awaiting_ack.remove(id);
         if call.negotiated.is_some() || call.ended {
             return;
         }
@@ -736,6 +741,7 @@ impl Endpoint {
                 interval: t1,
                 give_up: now + t1.saturating_mul(64),
             });
+            self.calls.awaiting_ack.insert(id.clone());
         }
     }
 
@@ -862,9 +868,10 @@ impl Endpoint {
     /// When a 2xx is next due again.
     pub(super) fn calls_timeout(&self) -> Option<Instant> {
         self.calls
-            .calls
-            .values()
-            .filter_map(|c| c.unacked.as_ref().map(|u| u.next.min(u.give_up)))
+            .awaiting_ack
+            .iter()
+            .filter_map(|id| self.calls.calls.get(id)?.unacked.as_ref())
+            .map(|u| u.next.min(u.give_up))
             .min()
     }
 
@@ -873,7 +880,14 @@ impl Endpoint {
     pub(super) fn calls_handle_timeout(&mut self, now: Instant) {
         let t2 = self.config.timers.t2;
         let mut lost = Vec::new();
-        for (id, call) in &mut self.calls.calls {
+        let calls = &mut self.calls.calls;
+        self.calls
+            .awaiting_ack
+            .retain(|id| calls.get(id).is_some_and(|c| c.unacked.is_some()));
+        for id in &self.calls.awaiting_ack {
+            let Some(call) = calls.get_mut(id) else {
+                continue;
+            };
             let Some(u) = call.unacked.as_mut() else {
                 continue;
             };
@@ -961,6 +975,7 @@ impl Endpoint {
 
     fn forget(&mut self, id: &DialogId, ports: PortPair) {
         if let Some(call) = self.calls.calls.remove(id) {
+            self.calls.awaiting_ack.remove(id);
             self.calls.by_leg.remove(&(call.session, call.leg));
             self.release(ports);
         }
