@@ -46,3 +46,30 @@ pub fn background_thread() {
         debug!(error = %e, "background thread keeps its priority");
     }
 }
+
+/// Sockets a call holds: RTP and RTCP on each of its two legs.
+const SOCKETS_PER_CALL: u64 = 4;
+/// Descriptors kept for everything else (SIP sockets, TCP connections,
+/// the store, recordings being written).
+const RESERVED_FILES: u64 = 256;
+
+/// Raises the open-file limit to the most the system allows: each call
+/// holds four sockets, and the common default of 1024 would cap the
+/// gateway at about 200 calls, failing the next ones after their answer.
+/// Returns the limit and the calls it allows, which are logged.
+pub fn raise_open_file_limit() -> Option<(u64, u64)> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            let calls = limit.saturating_sub(RESERVED_FILES) / SOCKETS_PER_CALL;
+            info!(
+                open_files = limit,
+                calls, "open-file limit (calls it allows)"
+            );
+            Some((limit, calls))
+        }
+        Err(e) => {
+            info!(error = %e, "open-file limit unchanged");
+            None
+        }
+    }
+}

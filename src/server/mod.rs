@@ -83,6 +83,7 @@ pub async fn run_until(
 ) -> Result<(), ServerError> {
     // This thread runs the signalling (a current-thread runtime).
     crate::os::urgent_thread("signalling");
+    crate::os::raise_open_file_limit();
     let store = Store::open(&config.storage.path)?;
     let stored = store.load_bindings(SystemTime::now())?;
     let (writer, writer_handle) = store.spawn_writer()?;
