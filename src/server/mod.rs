@@ -83,7 +83,6 @@ pub async fn run_until(
 ) -> Result<(), ServerError> {
     // This thread runs the signalling (a current-thread runtime).
     crate::os::urgent_thread("signalling");
-    crate::os::raise_open_file_limit();
     let store = Store::open(&config.storage.path)?;
     let stored = store.load_bindings(SystemTime::now())?;
     let (writer, writer_handle) = store.spawn_writer()?;
@@ -115,8 +114,12 @@ pub async fn run_until(
     // The real ports (a configured port 0 is chosen by the system).
     endpoint_config.listen = network.local_addrs();
     let prompts = load_prompts(&config)?;
+    let capacity = crate::os::raise_open_file_limit();
     if let Some(media) = endpoint_config.media.as_mut() {
         media.prompts = prompts.clone();
+        // Two legs per call.
+        media.max_legs =
+            capacity.map(|(_, calls)| usize::try_from(calls * 2).unwrap_or(usize::MAX));
     }
     endpoint_config.queues.prompts = prompts;
     let mut endpoint = Endpoint::new(endpoint_config, now)?;

@@ -45,6 +45,10 @@ pub struct MediaSettings {
     pub test_extensions: Vec<TestExtension>,
     /// The prompts of the test extensions, loaded by the runtime.
     pub prompts: HashMap<PathBuf, Prompt>,
+    /// Legs (RTP/RTCP port pairs) the process can hold open at once, from
+    /// its open-file limit: beyond it a call is refused 503 up front
+    /// rather than answered and then failed when its sockets cannot open.
+    pub max_legs: Option<usize>,
 }
 
 /// One answered call (one leg).
@@ -117,6 +121,8 @@ pub(super) struct Calls {
     by_leg: HashMap<(SessionId, LegId), DialogId>,
     /// Rooms with one caller waiting: room → that caller's dialog.
     rooms: HashMap<String, DialogId>,
+    /// Port pairs allocated and not yet released.
+    legs_in_use: usize,
     /// The calls whose 2xx awaits its ACK (`Call::unacked` is set): the
     /// timer paths look at these only, not at every call.
     awaiting_ack: HashSet<DialogId>,
@@ -135,6 +141,7 @@ impl Calls {
             by_leg: HashMap::new(),
             rooms: HashMap::new(),
             awaiting_ack: HashSet::new(),
+            legs_in_use: 0,
         }
     }
 
@@ -143,13 +150,24 @@ impl Calls {
     }
 
     pub(super) fn allocate_ports(&mut self) -> Option<PortPair> {
-        self.ports.as_mut().and_then(PortAllocator::allocate)
+        let max = self.settings.as_ref().and_then(|s| s.max_legs);
+        if max.is_some_and(|max| self.legs_in_use >= max) {
+            warn!(
+                legs = self.legs_in_use,
+                "call capacity (open-file limit) reached"
+            );
+            return None;
+        }
+        let ports = self.ports.as_mut().and_then(PortAllocator::allocate)?;
+        self.legs_in_use += 1;
+        Some(ports)
     }
 
     pub(super) fn release_ports(&mut self, ports: PortPair) {
         if let Some(alloc) = self.ports.as_mut() {
-            if let Err(e) = alloc.release(ports) {
-                warn!(error = %e, "RTP ports released twice");
+            match alloc.release(ports) {
+                Ok(()) => self.legs_in_use = self.legs_in_use.saturating_sub(1),
+                Err(e) => warn!(error = %e, "RTP ports released twice"),
             }
         }
     }
@@ -363,7 +381,7 @@ impl Endpoint {
                 Err(_) => return self.not_acceptable(request, None),
             }
         };
-        let Some(ports) = self.calls.ports.as_mut().and_then(PortAllocator::allocate) else {
+        let Some(ports) = self.calls.allocate_ports() else {
             warn!("no RTP port pair free: call refused");
             let mut r = self.reply(request, 503);
             r.headers.push(HeaderName::RetryAfter, "5");

@@ -390,3 +390,19 @@ fn a_hold_reinvite_is_answered_recvonly_and_updates_the_leg() {
         "{again:?}"
     );
 }
+
+/// Beyond the legs the open-file limit allows, a call is refused 503 up
+/// front, not answered and then failed when its sockets cannot open.
+#[test]
+fn calls_beyond_the_capacity_are_refused_503() {
+    let mut c = media_config();
+    if let Some(m) = c.media.as_mut() {
+        m.max_legs = Some(1);
+    }
+    let mut p = Phone::new();
+    p.ep = Endpoint::new(c, p.now).unwrap();
+    assert_eq!(p.call(41000, "*43", OFFER).status, 200);
+    let refused = p.call(41001, "*43", OFFER);
+    assert_eq!(refused.status, 503);
+    assert!(refused.headers.get(&HeaderName::RetryAfter).is_some());
+}

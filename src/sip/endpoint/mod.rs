@@ -151,6 +151,7 @@ impl EndpointConfig {
                     .unwrap_or_default(),
                 test_extensions: config.test_extensions.clone(),
                 prompts: HashMap::new(),
+                max_legs: None,
             }),
             queues: QueueSettings {
                 queues: config
