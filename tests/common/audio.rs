@@ -398,7 +398,7 @@ impl CarrierUas {
             .args(["-sn", "uas", "-i", "127.0.0.1", "-p"])
             .arg(CARRIER_PORT.to_string())
             .args(["-mp", &media.to_string(), "-rtp_echo", "-m", "1"])
-            .args(["-timeout", "40s", "-timeout_error", "-bg"])
+            .args(["-timeout", "40s", "-timeout_error"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -412,12 +412,7 @@ impl CarrierUas {
 
 impl Drop for CarrierUas {
     fn drop(&mut self) {
-        let _ = Command::new("pkill")
-            .args([
-                "-f",
-                &format!("sipp -sn uas -i 127.0.0.1 -p {CARRIER_PORT}"),
-            ])
-            .status();
+        let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }

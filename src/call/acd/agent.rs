@@ -57,6 +57,19 @@ pub enum AgentState {
 }
 
 impl AgentState {
+    /// The state's name in the control API and its events.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AgentState::LoggedOut => "logged_out",
+            AgentState::Available => "available",
+            AgentState::Offered(_) => "offered",
+            AgentState::OnCall(_) => "on_call",
+            AgentState::OnHold(_) => "on_hold",
+            AgentState::WrapUp => "wrap_up",
+            AgentState::Paused(_) => "paused",
+        }
+    }
+
     /// Logged in, whatever the agent is doing (the sense of "no agent logged
     /// in" in the queues' join/leave rules).
     pub fn is_logged_in(&self) -> bool {

@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use super::queue_calls::{state_name, Role};
+use super::queue_calls::Role;
 use super::Endpoint;
 use crate::call::acd::{self, AgentState, PauseReason};
-use crate::call::record::CallDirection;
 use crate::config::{AgentId, Route, PERSONAL_QUEUE_PREFIX};
 use crate::control::{
     AgentView, CallView, Command, ControlError, ControlErrorKind, Event, LegView, MetricsView,
@@ -27,14 +26,6 @@ fn not_found(what: impl std::fmt::Display) -> ControlError {
 
 fn invalid(why: impl Into<String>) -> ControlError {
     ControlError::new(ControlErrorKind::Invalid, why)
-}
-
-fn direction_name(d: CallDirection) -> &'static str {
-    match d {
-        CallDirection::Inbound => "inbound",
-        CallDirection::Outbound => "outbound",
-        CallDirection::Internal => "internal",
-    }
 }
 
 /// A DTMF key (RFC 4733 events 0-15).
@@ -105,7 +96,7 @@ impl Endpoint {
                 };
                 AgentView {
                     id: id.clone(),
-                    state: state_name(&state).to_owned(),
+                    state: state.name().to_owned(),
                     reason,
                     call,
                     registered: self.registrar.contacts(id).len(),
@@ -170,7 +161,7 @@ impl Endpoint {
                 waiting.sort_by_key(|w| w.position);
                 let mut agents: BTreeMap<String, Vec<String>> = BTreeMap::new();
                 for a in &q.agents {
-                    let state = state_name(&self.queues.agent_state(a)).to_owned();
+                    let state = self.queues.agent_state(a).name().to_owned();
                     agents.entry(state).or_default().push(a.to_string());
                 }
                 QueueView {
@@ -209,7 +200,7 @@ impl Endpoint {
                 };
                 CallView {
                     call: c.call.0,
-                    direction: direction_name(c.direction).to_owned(),
+                    direction: c.direction.as_str().to_owned(),
                     state: state.to_owned(),
                     caller: c.caller,
                     dialled: c.dialled,

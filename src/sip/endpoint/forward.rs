@@ -47,17 +47,9 @@ impl Endpoint {
         let Some(call) = who.number_in_acd else {
             return self.forward_failed(now, who, "not a queued call".into());
         };
-        let placed = self.outbound_trunk().and_then(|(_, flow, caller_id)| {
-            let leg = self.new_leg()?;
-            let invite = self.trunk_invite(&flow, number, &caller_id, &leg.sdp);
-            let reliable = flow.is_reliable();
-            let tx = self
-                .tx
-                .send_request(now, invite.clone(), flow.clone(), reliable)
-                .ok()?;
-            Some((tx, invite, flow, leg))
-        });
-        let Some((tx, invite, flow, leg)) = placed else {
+        let Some((tx, invite, flow, leg)) =
+            self.place_trunk_call(now, number, ClientPurpose::Forward)
+        else {
             return self.forward_failed(now, who, "trunk unavailable".into());
         };
         info!(%call, %number, "caller forwarded: calling the number");
@@ -67,7 +59,6 @@ impl Endpoint {
             feed: ringback(),
         }));
         self.calls.set_role(&who.dialog, Role::Forwarded(call));
-        self.clients.insert(tx, ClientPurpose::Forward);
         self.forwards.ringing.insert(
             tx,
             Ringing {

@@ -111,21 +111,13 @@ impl Endpoint {
         let from = self.our_name_addr(&flow, number, Some(format!("Call to {number}")));
         let to = self.our_name_addr(&flow, agent, None);
         let invite = self.build_invite(&flow, binding.contact.uri.clone(), from, to, &leg.sdp);
-        let reliable = flow.is_reliable();
-        let tx = match self
-            .tx
-            .send_request(now, invite.clone(), flow.clone(), reliable)
-        {
-            Ok(tx) => tx,
-            Err(error) => {
-                self.calls.release_ports(leg.ports);
-                return Err(refused(ControlErrorKind::Unavailable, error.to_string()));
-            }
+        let Some(tx) = self.send_invite(now, &invite, &flow, ClientPurpose::Originate) else {
+            self.calls.release_ports(leg.ports);
+            return Err(refused(ControlErrorKind::Unavailable, "INVITE not sent"));
         };
         let call = self.queues.next;
         self.queues.next += 1;
         info!(call, %agent, %number, "click-to-call: ringing the agent");
-        self.clients.insert(tx, ClientPurpose::Originate);
         let record = CallRecordBuilder::new(
             invite.headers.call_id.to_string(),
             CallDirection::Outbound,
@@ -233,28 +225,22 @@ impl Endpoint {
             return;
         };
         // The agent is on the line: now the customer.
-        let placed = self.outbound_trunk().and_then(|(_, flow, caller_id)| {
-            let leg = self.new_leg()?;
-            let invite = self.trunk_invite(&flow, &number, &caller_id, &leg.sdp);
-            let reliable = flow.is_reliable();
-            let tx = self
-                .tx
-                .send_request(now, invite.clone(), flow.clone(), reliable)
-                .ok()?;
-            Some((
-                tx,
-                Pending {
-                    call,
-                    invite,
-                    flow,
-                    leg,
-                },
-            ))
-        });
+        let placed = self
+            .place_trunk_call(now, &number, ClientPurpose::Originate)
+            .map(|(tx, invite, flow, leg)| {
+                (
+                    tx,
+                    Pending {
+                        call,
+                        invite,
+                        flow,
+                        leg,
+                    },
+                )
+            });
         match placed {
             Some((tx, pending)) => {
                 info!(call, %number, "click-to-call: calling the customer");
-                self.clients.insert(tx, ClientPurpose::Originate);
                 self.originate.invites.insert(tx, pending);
                 if let Some(o) = self.originate.calls.get_mut(&call) {
                     o.customer_tx = Some(tx);

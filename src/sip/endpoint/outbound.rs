@@ -168,20 +168,11 @@ impl Endpoint {
             return Some(r);
         };
         let invite = self.trunk_invite(&flow, &dialled, &caller_id, &sdp);
-        let reliable = flow.is_reliable();
-        let tx = match self
-            .tx
-            .send_request(now, invite.clone(), flow.clone(), reliable)
-        {
-            Ok(tx) => tx,
-            Err(error) => {
-                tracing::error!(%error, "outbound INVITE not sent");
-                self.calls.release_ports(ports);
-                return Some(self.reply(request, 500));
-            }
+        let Some(tx) = self.send_invite(now, &invite, &flow, ClientPurpose::Outbound) else {
+            self.calls.release_ports(ports);
+            return Some(self.reply(request, 500));
         };
         info!(%agent, number = %dialled, %trunk, "outbound call placed");
-        self.clients.insert(tx, ClientPurpose::Outbound);
         let record = CallRecordBuilder::new(
             request.headers.call_id.to_string(),
             CallDirection::Outbound,

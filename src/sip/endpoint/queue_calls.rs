@@ -604,8 +604,8 @@ impl Endpoint {
                     );
                     self.event(Event::AgentStateChanged {
                         agent: event.agent.to_string(),
-                        from: state_name(&event.from).to_owned(),
-                        to: state_name(&event.to).to_owned(),
+                        from: event.from.name().to_owned(),
+                        to: event.to.name().to_owned(),
                         why: format!("{:?}", event.why),
                     });
                 }
@@ -695,34 +695,24 @@ impl Endpoint {
         let to = self.our_name_addr(&flow, agent.as_str(), None);
         let invite = self.build_invite(&flow, binding.contact.uri.clone(), from, to, &leg.sdp);
         let (ports, sdp) = (leg.ports, leg.sdp);
-        let reliable = flow.is_reliable();
-        match self
-            .tx
-            .send_request(now, invite.clone(), flow.clone(), reliable)
-        {
-            Ok(tx) => {
-                info!(%agent, acd_call = %call, contact = %binding.key, "ringing agent");
-                self.clients.insert(tx, ClientPurpose::Offer);
-                self.queues.ringing.insert(
-                    tx,
-                    Ringing {
-                        call,
-                        agent: agent.clone(),
-                        invite,
-                        flow,
-                        ports: Some(ports),
-                        local_sdp: sdp,
-                        ringing: false,
-                    },
-                );
-                true
-            }
-            Err(error) => {
-                tracing::error!(%error, "offer INVITE not sent");
-                self.calls.release_ports(ports);
-                false
-            }
-        }
+        let Some(tx) = self.send_invite(now, &invite, &flow, ClientPurpose::Offer) else {
+            self.calls.release_ports(ports);
+            return false;
+        };
+        info!(%agent, acd_call = %call, contact = %binding.key, "ringing agent");
+        self.queues.ringing.insert(
+            tx,
+            Ringing {
+                call,
+                agent: agent.clone(),
+                invite,
+                flow,
+                ports: Some(ports),
+                local_sdp: sdp,
+                ringing: false,
+            },
+        );
+        true
     }
 
     /// Stops ringing an agent: CANCEL (RFC 3261 §9.1); its ports go back.
@@ -1326,19 +1316,6 @@ impl Endpoint {
             &dialled,
             PendingStart::Feature(player),
         ))
-    }
-}
-
-/// An agent state's name in the API and events.
-pub(super) fn state_name(state: &AgentState) -> &'static str {
-    match state {
-        AgentState::LoggedOut => "logged_out",
-        AgentState::Available => "available",
-        AgentState::Offered(_) => "offered",
-        AgentState::OnCall(_) => "on_call",
-        AgentState::OnHold(_) => "on_hold",
-        AgentState::WrapUp => "wrap_up",
-        AgentState::Paused(_) => "paused",
     }
 }
 

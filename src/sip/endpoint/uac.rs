@@ -3,6 +3,8 @@
 //! their 2xx, which is also kept to answer the 2xx's retransmissions
 //! (RFC 3261 §13.2.2.4, RFC 6026 §7.2).
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use tracing::{info, warn};
 
@@ -14,7 +16,7 @@ use super::super::message::{
 };
 use super::super::registrar::Binding;
 use super::super::transaction::ClientTxId;
-use super::{Endpoint, Output};
+use super::{ClientPurpose, Endpoint, Output};
 use crate::media::ports::PortPair;
 use crate::media::sdp::{accept_answer, make_offer, Negotiated, SessionDescription};
 
@@ -100,6 +102,53 @@ impl Endpoint {
             uri: target,
             headers,
             body: Bytes::from(sdp.to_string()),
+        }
+    }
+
+    /// Sends one of our INVITEs in a client transaction and remembers what
+    /// it is for. `None` (logged) when the transaction layer refuses it.
+    pub(super) fn send_invite(
+        &mut self,
+        now: Instant,
+        invite: &Request,
+        flow: &Flow,
+        purpose: ClientPurpose,
+    ) -> Option<ClientTxId> {
+        let reliable = flow.is_reliable();
+        match self
+            .tx
+            .send_request(now, invite.clone(), flow.clone(), reliable)
+        {
+            Ok(tx) => {
+                self.clients.insert(tx, purpose);
+                Some(tx)
+            }
+            Err(error) => {
+                // Our own request: a refusal here is a bug, not bad input.
+                tracing::error!(%error, "INVITE not sent");
+                None
+            }
+        }
+    }
+
+    /// Calls `number` through the trunk for one of our calls: ports, our
+    /// offer, the INVITE sent for `purpose`. `None` when no trunk, ports or
+    /// transaction can be had; nothing is left held then.
+    pub(super) fn place_trunk_call(
+        &mut self,
+        now: Instant,
+        number: &str,
+        purpose: ClientPurpose,
+    ) -> Option<(ClientTxId, Request, Flow, NewLeg)> {
+        let (_, flow, caller_id) = self.outbound_trunk()?;
+        let leg = self.new_leg()?;
+        let invite = self.trunk_invite(&flow, number, &caller_id, &leg.sdp);
+        match self.send_invite(now, &invite, &flow, purpose) {
+            Some(tx) => Some((tx, invite, flow, leg)),
+            None => {
+                self.calls.release_ports(leg.ports);
+                None
+            }
         }
     }
 
