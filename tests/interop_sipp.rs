@@ -49,7 +49,7 @@ fn sipp_wrong_password_is_rejected_and_stores_nothing() {
         &["-inf", "agents.csv", "-m", "1"],
     );
     assert!(ok, "wrong password scenario failed:\n{out}\n{}", gw.log());
-    assert!(gw.log().contains("authentication failed"));
+    gw.wait_for_log("authentication failed", Duration::from_secs(5));
     thread::sleep(Duration::from_millis(300));
     assert!(stored_contacts(&gw.db_path(), "1001").is_empty());
 }
