@@ -51,9 +51,10 @@ pub struct Tick {
 }
 
 /// Upper bounds (exclusive, µs) of the lateness histogram buckets; the
-/// last bucket holds everything from 100 ms up.
-pub const LATENESS_BUCKETS_US: [u64; 9] = [
-    100, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000,
+/// last bucket holds everything from 100 ms up. Fine around a millisecond,
+/// where the clock's target is (late by under 1 ms at p99).
+pub const LATENESS_BUCKETS_US: [u64; 12] = [
+    100, 250, 500, 750, 1_000, 1_500, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000,
 ];
 
 /// Number of lateness buckets (one more than the bounds: the overflow).
@@ -97,6 +98,13 @@ impl PacerStats {
             }
         }
         self.max_late
+    }
+
+    /// The bucket counts as `a,b,c,…` (see [`LATENESS_BUCKETS_US`]), for
+    /// a stats line from which a run's whole histogram can be summed.
+    pub fn lateness_hist_text(&self) -> String {
+        let counts: Vec<String> = self.lateness_hist.iter().map(u64::to_string).collect();
+        counts.join(",")
     }
 
     fn record_lateness(&mut self, late: Duration) {
@@ -287,6 +295,9 @@ mod tests {
         assert!(s.p99_late() <= Duration::from_millis(5));
         assert!(s.p99_late() > Duration::from_millis(2));
         assert_eq!(s.lateness_hist.iter().sum::<u64>(), 180_000);
+        let text = s.lateness_hist_text();
+        let parsed: Vec<u64> = text.split(',').map(|c| c.parse().unwrap()).collect();
+        assert_eq!(parsed, s.lateness_hist);
     }
 
     #[test]

@@ -785,6 +785,7 @@ impl Worker {
             late_p99_us = u64::try_from(window.p99_late().as_micros()).unwrap_or(u64::MAX),
             late_max_us = u64::try_from(window.max_late.as_micros()).unwrap_or(u64::MAX),
             tick_max_us = u64::try_from(self.tick_max.as_micros()).unwrap_or(u64::MAX),
+            late_hist = %window.lateness_hist_text(),
             "media worker stats"
         );
         self.logged = total;
