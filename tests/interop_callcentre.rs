@@ -305,6 +305,45 @@ fn an_agent_calls_a_customer_through_the_trunk() {
     assert!(cdr.recording.is_some(), "{cdr:?}");
 }
 
+/// A carrier that challenges every call (SIPp checking the digest with
+/// `verifyauth`): the gateway answers with the trunk's `[trunks.auth]`
+/// credentials and the call is carried, bridged and heard end to end.
+#[test]
+fn a_carrier_that_challenges_calls_gets_the_trunks_credentials() {
+    let _serial = serial();
+    let rec = tempfile::tempdir().unwrap();
+    let wavs = tempfile::tempdir().unwrap();
+    let (_, agent_mic) = tones(wavs.path());
+    let gw = gateway_edited(rec.path(), |c| {
+        let peer = "peer = \"127.0.0.1:5080\"\n";
+        assert!(c.contains(peer), "demo config lacks the trunk's peer line");
+        c.replacen(
+            peer,
+            &format!("{peer}auth = {{ username = \"sb-trunk\", password = \"trunk-secret\" }}\n"),
+            1,
+        )
+    });
+    let _carrier = CarrierUas::start_scenario("carrier_auth_uas.xml");
+    let mut agent = Baresip::call_as(&gw, "1001", "2125550124", &agent_mic, 8);
+    gw.wait_for_log("outbound call bridged", Duration::from_secs(10));
+    agent.wait(Duration::from_secs(20));
+    let heard = agent.heard();
+    let mono = channel(heard.samples(), heard.channels(), 0);
+    let a = ToneCount::of(&mono, heard.sample_rate(), &[CALLER_TONE, AGENT_TONE]);
+    assert!(
+        a.seconds_of(AGENT_TONE) >= 2.0,
+        "the far end's echo did not come back: {a:?}\n{}",
+        gw.log()
+    );
+    let records = call_records(&gw);
+    assert_eq!(
+        records[0].outcome,
+        CallOutcome::Answered,
+        "{:?}",
+        records[0]
+    );
+}
+
 /// Toll fraud: nothing reaches the trunk without an authenticated agent
 /// allowed to dial the number. A stranger's INVITE to an international
 /// number is challenged; agent 1001 (national only) dialling abroad and

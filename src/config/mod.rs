@@ -462,6 +462,19 @@ pub struct Trunk {
     pub caller_id: Option<Did>,
     /// `[trunks.register]`: registration towards the carrier, if any.
     pub register: Option<TrunkRegistration>,
+    /// `[trunks.auth]`: credentials for the carrier's challenges (401/407)
+    /// to our calls; the registration's when only `[trunks.register]` is
+    /// configured; none (a challenged call fails) when neither is.
+    pub auth: Option<TrunkAuth>,
+}
+
+/// Digest credentials the carrier asks for on our calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkAuth {
+    /// `username`: digest user name.
+    pub username: String,
+    /// `password`: digest password.
+    pub password: Secret,
 }
 
 impl Trunk {

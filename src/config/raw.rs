@@ -158,6 +158,14 @@ pub(super) struct RawTrunk {
     pub dids: Option<Vec<String>>,
     pub caller_id: Option<String>,
     pub register: Option<RawTrunkRegister>,
+    pub auth: Option<RawTrunkAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTrunkAuth {
+    pub username: String,
+    pub password: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -575,6 +575,21 @@ auth_username = "auth2"
     )?;
     let reg = c.trunks[0].register.as_ref().ok_or("no registration")?;
     assert_eq!(reg.registrar, "sip:[::1]:5080;transport=tcp");
+
+    // Call credentials: the registration's unless [trunks.auth] says
+    // otherwise; none without either.
+    let auth = c.trunks[0].auth.as_ref().ok_or("no call credentials")?;
+    assert_eq!((auth.username.as_str(), auth.password.expose()), ("u", "p"));
+    let c = parse(
+        "[[trunks]]\nname = \"t\"\npeer = \"192.0.2.1:5060\"\nauth = { username = \"calls\", password = \"s\" }\n[trunks.register]\nusername = \"u\"\npassword = \"p\"\nauth_username = \"reg\"\n",
+    )?;
+    let auth = c.trunks[0].auth.as_ref().ok_or("no call credentials")?;
+    assert_eq!(
+        (auth.username.as_str(), auth.password.expose()),
+        ("calls", "s")
+    );
+    let c = parse("[[trunks]]\nname = \"t\"\npeer = \"192.0.2.1:5060\"\n")?;
+    assert!(c.trunks[0].auth.is_none());
     Ok(())
 }
 
@@ -624,6 +639,14 @@ fn trunk_rules() {
     error_naming(
         &format!("{base}[trunks.register]\nusername = \"u\"\npassword = \"p\"\nrealm = \"x\"\n"),
         "trunks[0].register.realm",
+    );
+    error_naming(
+        &format!("{base}[trunks.auth]\nusername = \"\"\npassword = \"p\"\n"),
+        "trunks[0].auth.username",
+    );
+    error_naming(
+        &format!("{base}[trunks.auth]\nusername = \"u\"\npassword = \"\"\n"),
+        "trunks[0].auth.password",
     );
 }
 

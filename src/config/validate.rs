@@ -11,16 +11,16 @@ use std::time::Duration;
 
 use super::raw::{
     ApiRoleName, RawAgent, RawApi, RawAuth, RawConfig, RawIvr, RawLog, RawMedia, RawQueue,
-    RawRecording, RawRegistrar, RawSip, RawStorage, RawTestExtension, RawTrunk, RawTrunkRegister,
-    RawWebhook,
+    RawRecording, RawRegistrar, RawSip, RawStorage, RawTestExtension, RawTrunk, RawTrunkAuth,
+    RawTrunkRegister, RawWebhook,
 };
 use super::{
     Agent, AgentId, ApiConfig, ApiRole, ApiToken, AuthConfig, Config, ConfigError, DialPermission,
     DialPlan, Did, DigestAlgorithm, Extension, FeatureCode, IvrMenu, IvrName, ListenAddr,
     LogConfig, LogFormat, MediaConfig, PromptName, Queue, QueueName, RecordingConfig,
     RegistrarConfig, Route, Secret, SipConfig, SipTimers, StorageConfig, TestAction,
-    TestActionKind, TestExtension, Transport, Trunk, TrunkName, TrunkRegistration, Webhook,
-    WebhookUrl,
+    TestActionKind, TestExtension, Transport, Trunk, TrunkAuth, TrunkName, TrunkRegistration,
+    Webhook, WebhookUrl,
 };
 use crate::call::announce::AnnouncementPrompts;
 
@@ -597,6 +597,13 @@ fn trunks(raw: Vec<RawTrunk>) -> Result<Vec<Trunk>, ConfigError> {
             .register
             .map(|r| trunk_register(i, r, t.peer, transport))
             .transpose()?;
+        let auth = match t.auth {
+            Some(raw) => Some(trunk_auth(i, raw)?),
+            None => register.as_ref().map(|r| TrunkAuth {
+                username: r.auth_username.clone(),
+                password: r.password.clone(),
+            }),
+        };
 
         trunks.push(Trunk {
             name,
@@ -606,9 +613,22 @@ fn trunks(raw: Vec<RawTrunk>) -> Result<Vec<Trunk>, ConfigError> {
             dids: trunk_dids,
             caller_id,
             register,
+            auth,
         });
     }
     Ok(trunks)
+}
+
+fn trunk_auth(i: usize, raw: RawTrunkAuth) -> Result<TrunkAuth, ConfigError> {
+    let prefix = format!("trunks[{i}].auth");
+    non_empty_text(&format!("{prefix}.username"), &raw.username)?;
+    if raw.password.is_empty() {
+        return Err(invalid(format!("{prefix}.password"), "must not be empty"));
+    }
+    Ok(TrunkAuth {
+        username: raw.username,
+        password: Secret::new(raw.password),
+    })
 }
 
 fn trunk_register(

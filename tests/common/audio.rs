@@ -391,11 +391,25 @@ impl Drop for Baresip {
 pub struct CarrierUas(std::process::Child);
 
 impl CarrierUas {
+    /// SIPp's built-in UAS.
     pub fn start() -> CarrierUas {
+        CarrierUas::start_with(&["-sn", "uas"])
+    }
+
+    /// SIPp running `scenario` (a file in tests/sipp) as the carrier.
+    pub fn start_scenario(scenario: &str) -> CarrierUas {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/sipp")
+            .join(scenario);
+        CarrierUas::start_with(&["-sf", &path.display().to_string()])
+    }
+
+    fn start_with(scenario: &[&str]) -> CarrierUas {
         require("sipp");
         let media = free_port("127.0.0.1");
         let child = Command::new("sipp")
-            .args(["-sn", "uas", "-i", "127.0.0.1", "-p"])
+            .args(scenario)
+            .args(["-i", "127.0.0.1", "-p"])
             .arg(CARRIER_PORT.to_string())
             .args(["-mp", &media.to_string(), "-rtp_echo", "-m", "1"])
             .args(["-timeout", "40s", "-timeout_error"])

@@ -5,7 +5,9 @@
 //!   [`Credentials`] against a [`UserSecret`]. Nonces are stateless
 //!   ([`NonceIssuer`]); nonce counts are tracked in a bounded
 //!   [`ReplayGuard`]. We require `qop=auth`.
-//! * Trunk side: [`respond`] answers a carrier's challenge.
+//! * Client side: [`respond`] answers a carrier's challenge; [`ClientAuth`]
+//!   keeps the challenges of one client exchange (a registration, an INVITE)
+//!   and answers them in its next request.
 //! * [`FailureLimiter`] blocks sources that keep failing.
 //!
 //! Typical registrar flow for a request from `ip`:
@@ -20,6 +22,7 @@
 //!    `challenges(now, true)`; `Failed(_)` → `limiter.record_failure(now, ip)`
 //!    and 401 (or 403).
 
+mod answer;
 mod challenge;
 mod client;
 mod credentials;
@@ -31,6 +34,7 @@ mod params;
 mod replay;
 mod verifier;
 
+pub use answer::{ChallengeError, Challenger, ClientAuth};
 pub use challenge::Challenge;
 pub use client::respond;
 pub use credentials::Credentials;

@@ -60,6 +60,7 @@ name = "carrier"
 peer = "127.0.0.1:5080"
 dids = ["+15550100", "+15550101", "+15550102", "+15550103", "+15550104"]
 caller_id = "+15550199"
+auth = { username = "sb-trunk", password = "trunk-secret" }
 
 [[queues]]
 name = "support"
@@ -1122,6 +1123,133 @@ fn an_outbound_failure_is_passed_back_and_a_cancel_is_followed() {
     assert_eq!(net.records.len(), 2);
     assert_eq!(net.records[1].outcome, CallOutcome::Abandoned);
     assert_eq!(net.records[1].hung_up_by, Some(HungUpBy::Agent));
+}
+
+/// The carrier's digest challenge with `nonce`.
+fn carrier_challenge(nonce: &str, stale: bool) -> Challenge {
+    Challenge {
+        realm: "carrier.example".into(),
+        nonce: nonce.into(),
+        opaque: None,
+        algorithm: crate::sip::auth::Algorithm::Md5,
+        qop: vec![crate::sip::auth::Qop::Auth],
+        stale,
+    }
+}
+
+/// Agent 1001 (registered) dials `number` as call `call_id`: its leg, and
+/// our INVITE to the trunk.
+fn agent_dials(net: &mut Net, call_id: &str, number: &str) -> (Leg, Request) {
+    let mark = net.mark();
+    let mut call = Leg::new(A1, "1001", call_id);
+    let r = net.agent_invite(&mut call, "1001", number, &sdp(44001, 1, "sendrecv"));
+    assert_eq!(r[0].status, 180);
+    let invite = net.requests(mark, TRUNK, Method::Invite).remove(0);
+    (call, invite)
+}
+
+/// The carrier challenges `invite` with a 407 carrying `nonce`.
+fn challenge_from_trunk(net: &mut Net, invite: &Request, nonce: &str, stale: bool) {
+    let mut r = invite.response(407, Some("challenger"));
+    let challenge = carrier_challenge(nonce, stale);
+    r.headers
+        .push(HeaderName::ProxyAuthenticate, challenge.to_header_value());
+    net.input(Input::Message {
+        flow: flow(TRUNK),
+        data: Bytes::from(r.to_bytes()),
+    });
+}
+
+/// `invite` answers the carrier's challenge with `nonce` with the trunk's
+/// credentials (the digest recomputed from the password).
+fn assert_answers_challenge(invite: &Request, nonce: &str) {
+    let value = invite
+        .headers
+        .get(&HeaderName::ProxyAuthorization)
+        .expect("Proxy-Authorization");
+    let c = crate::sip::auth::Credentials::parse(value).unwrap();
+    assert_eq!(c.username, "sb-trunk");
+    assert_eq!(c.realm, "carrier.example");
+    assert_eq!(c.nonce, nonce);
+    assert_eq!(c.uri, invite.uri.to_string());
+    let expected = respond(
+        &carrier_challenge(nonce, false),
+        "INVITE",
+        &c.uri,
+        "sb-trunk",
+        "trunk-secret",
+        c.cnonce.as_deref().unwrap(),
+        c.nc.unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.response, expected.response,
+        "digest of the trunk's password"
+    );
+}
+
+#[test]
+fn a_carriers_challenge_is_answered_with_the_trunks_credentials() {
+    let mut net = Net::new();
+    net.register(A1, "1001");
+    let (_call, first) = agent_dials(&mut net, "out-auth", "0212345678");
+    assert!(first.headers.get(&HeaderName::ProxyAuthorization).is_none());
+
+    // 407: ACKed, and the INVITE sent again with credentials, CSeq + 1,
+    // a new branch, the same Call-ID, From tag and offer.
+    let mark = net.mark();
+    challenge_from_trunk(&mut net, &first, "n-1", false);
+    assert_eq!(net.methods(mark, TRUNK), vec![Method::Ack, Method::Invite]);
+    assert!(net.responses(mark, A1).is_empty(), "the agent sees nothing");
+    let second = net.requests(mark, TRUNK, Method::Invite).remove(0);
+    assert_eq!(second.headers.call_id, first.headers.call_id);
+    assert_eq!(second.headers.from.tag(), first.headers.from.tag());
+    assert_eq!(second.headers.cseq.seq, first.headers.cseq.seq + 1);
+    assert_ne!(
+        second.headers.via[0].branch(),
+        first.headers.via[0].branch()
+    );
+    assert_eq!(second.body, first.body);
+    assert_answers_challenge(&second, "n-1");
+
+    // Answered: ACK with the new CSeq, the agent gets its 200.
+    let mark = net.mark();
+    let _customer = net.answer(&second, TRUNK, 200, "cust");
+    let ack = net.requests(mark, TRUNK, Method::Ack).remove(0);
+    assert_eq!(ack.headers.cseq.seq, second.headers.cseq.seq);
+    let ok = net.responses(mark, A1).remove(0);
+    assert_eq!(ok.status, 200);
+}
+
+#[test]
+fn refused_trunk_credentials_fail_the_call_with_403_to_the_agent() {
+    let mut net = Net::new();
+    net.register(A1, "1001");
+    let mark = net.mark();
+    let (call, first) = agent_dials(&mut net, "out-badauth", "0212345678");
+    challenge_from_trunk(&mut net, &first, "n-1", false);
+    let second = net.requests(mark, TRUNK, Method::Invite).remove(1);
+
+    // Challenged again, not stale: the password is wrong. No third INVITE;
+    // the agent gets 403, not the carrier's challenge.
+    let mark = net.mark();
+    challenge_from_trunk(&mut net, &second, "n-2", false);
+    assert_eq!(net.methods(mark, TRUNK), vec![Method::Ack]);
+    let r = net.responses(mark, A1);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].status, 403);
+    net.ack_failure(&call, &r[0]);
+    assert_eq!(only_record(&net).outcome, CallOutcome::Failed);
+
+    // A stale nonce, on the other hand, is answered once more.
+    let mark = net.mark();
+    let (_call, first) = agent_dials(&mut net, "out-stale", "0212345679");
+    challenge_from_trunk(&mut net, &first, "n-3", false);
+    let second = net.requests(mark, TRUNK, Method::Invite).remove(1);
+    challenge_from_trunk(&mut net, &second, "n-4", true);
+    let third = net.requests(mark, TRUNK, Method::Invite).remove(2);
+    assert_eq!(third.headers.cseq.seq, first.headers.cseq.seq + 2);
+    assert_answers_challenge(&third, "n-4");
 }
 
 #[test]

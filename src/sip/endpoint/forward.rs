@@ -41,6 +41,23 @@ pub(super) struct Forwards {
     connected: HashMap<QueueCallId, (SessionId, CallRecordBuilder)>,
 }
 
+impl Forwards {
+    /// Our INVITE on `tx` and where it went.
+    pub(super) fn invite_sent(&self, tx: ClientTxId) -> Option<(Request, Flow)> {
+        let r = self.ringing.get(&tx)?;
+        Some((r.invite.clone(), r.flow.clone()))
+    }
+
+    /// The forward ringing on `old` goes on with `invite`, sent on `new`
+    /// (the carrier challenged the first INVITE).
+    pub(super) fn follow(&mut self, old: ClientTxId, new: ClientTxId, invite: Request) {
+        if let Some(mut r) = self.ringing.remove(&old) {
+            r.invite = invite;
+            self.ringing.insert(new, r);
+        }
+    }
+}
+
 impl Endpoint {
     /// Calls `number` for the caller `who` (out of its queue call already).
     pub(super) fn forward(&mut self, now: Instant, who: Caller, number: &str) {

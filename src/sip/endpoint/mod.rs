@@ -22,6 +22,7 @@ mod requests;
 mod routing;
 #[cfg(test)]
 mod tests;
+mod trunk_auth;
 mod trunks;
 mod uac;
 
@@ -248,6 +249,9 @@ pub struct Endpoint {
     users: HashMap<String, UserSecret>,
     ids: IdGenerator,
     clients: HashMap<ClientTxId, ClientPurpose>,
+    /// The carrier's challenges answered on our trunk INVITEs, by the
+    /// transaction of the authenticated INVITE (see `trunk_auth`).
+    trunk_auth: HashMap<ClientTxId, crate::sip::auth::ClientAuth>,
     dialogs: Dialogs,
     trunks: Vec<(TrunkRegistration, Flow)>,
     calls: calls::Calls,
@@ -297,6 +301,7 @@ impl Endpoint {
             trunks: trunks::build(&config, &mut ids, now),
             ids,
             clients: HashMap::new(),
+            trunk_auth: HashMap::new(),
             dialogs: Dialogs::new(),
             calls: calls::Calls::new(config.media.clone()),
             queues: queue_calls::QueueCalls::new(config.queues.clone()),
@@ -546,6 +551,15 @@ impl Endpoint {
         } else {
             self.clients.get(&tx).cloned()
         };
+        if finished {
+            if let (Some(purpose), ClientOutcome::Response(r)) = (&purpose, outcome) {
+                if matches!(r.status, 401 | 407) && self.answer_trunk_challenge(now, tx, purpose, r)
+                {
+                    return;
+                }
+            }
+            self.trunk_auth.remove(&tx);
+        }
         match (purpose, outcome) {
             (Some(ClientPurpose::Qualify { aor, contact }), outcome) => {
                 if finished {

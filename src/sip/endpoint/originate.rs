@@ -52,6 +52,29 @@ pub(super) struct Originate {
     invites: HashMap<ClientTxId, Pending>,
 }
 
+impl Originate {
+    /// Our INVITE on `tx` and where it went.
+    pub(super) fn invite_sent(&self, tx: ClientTxId) -> Option<(Request, Flow)> {
+        let p = self.invites.get(&tx)?;
+        Some((p.invite.clone(), p.flow.clone()))
+    }
+
+    /// The INVITE sent on `old` goes on as `invite`, sent on `new` (the
+    /// carrier challenged the first one).
+    pub(super) fn follow(&mut self, old: ClientTxId, new: ClientTxId, invite: Request) {
+        let Some(mut p) = self.invites.remove(&old) else {
+            return;
+        };
+        p.invite = invite;
+        if let Some(o) = self.calls.get_mut(&p.call) {
+            if o.customer_tx == Some(old) {
+                o.customer_tx = Some(new);
+            }
+        }
+        self.invites.insert(new, p);
+    }
+}
+
 /// What the agent hears while the customer's phone rings: 425 Hz, 1 s on,
 /// 4 s off (ITU-T E.180 ringing tone).
 pub(super) fn ringback() -> Feed {

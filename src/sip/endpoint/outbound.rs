@@ -105,6 +105,30 @@ pub(super) struct Outbound {
     pub(super) connected: HashMap<SessionId, Connected>,
 }
 
+impl Outbound {
+    /// Our INVITE to the trunk on `tx` and where it went.
+    pub(super) fn invite_sent(&self, tx: ClientTxId) -> Option<(Request, Flow)> {
+        let p = self.placing.get(&tx)?;
+        Some((p.invite.clone(), p.flow.clone()))
+    }
+
+    /// The call placed on `old` goes on with `invite`, sent on `new` (the
+    /// carrier challenged the first INVITE).
+    pub(super) fn follow(&mut self, old: ClientTxId, new: ClientTxId, invite: Request) {
+        let Some(mut p) = self.placing.remove(&old) else {
+            return;
+        };
+        p.invite = invite;
+        if let Some(server) = p.server_tx {
+            self.by_server.insert(server, new);
+        }
+        if self.awaiting_tx == Some(old) {
+            self.awaiting_tx = Some(new);
+        }
+        self.placing.insert(new, p);
+    }
+}
+
 /// An outbound call in conversation.
 #[derive(Debug)]
 pub(super) struct Connected {

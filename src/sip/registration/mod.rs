@@ -34,7 +34,6 @@
 //! registration lives, and this keeps `poll_request` free of arguments the
 //! endpoint would have to rebuild on every poll.
 
-mod auth;
 mod config;
 #[cfg(test)]
 mod tests;
@@ -50,9 +49,9 @@ use thiserror::Error;
 use super::message::{
     CSeq, Contacts, HeaderName, Headers, Method, NameAddr, Request, Response, Uri, BRANCH_MAGIC,
 };
-use auth::{Auth, Challenger};
 
-pub use auth::ChallengeError;
+pub use crate::sip::auth::ChallengeError;
+use crate::sip::auth::{Challenger, ClientAuth};
 pub use config::{ConfigError, RegistrationConfig};
 
 /// Fresh unpredictable tokens, one per call: Via branches (after the
@@ -178,7 +177,7 @@ pub struct TrunkRegistration {
     failures: u32,
     /// Challenges and 423s answered since the last final outcome.
     immediate_retries: u32,
-    auth: Auth,
+    auth: ClientAuth,
     /// The latest time a binding of ours may still exist at the registrar:
     /// decides whether shutdown needs an un-REGISTER.
     bound_until: Option<Instant>,
@@ -212,7 +211,7 @@ impl TrunkRegistration {
             shutting_down: false,
             failures: 0,
             immediate_retries: 0,
-            auth: Auth::default(),
+            auth: ClientAuth::default(),
             bound_until: None,
             events: VecDeque::new(),
         }
@@ -241,6 +240,7 @@ impl TrunkRegistration {
         self.cseq = self.cseq.saturating_add(1).min(MAX_CSEQ);
         let uri = Uri::Sip(self.config.registrar.clone());
         let credentials = match self.auth.credentials(
+            "REGISTER",
             &uri.to_string(),
             &self.config.auth_username,
             self.config.password.expose(),
@@ -473,7 +473,11 @@ impl TrunkRegistration {
         }
         match self.auth.challenged(who, response) {
             Ok(()) => self.due = Some(now),
-            Err(failure) => self.fail(now, flight.is_unregister(), failure, None),
+            Err(ChallengeError::BadCredentials { realm }) => {
+                let failure = Failure::BadCredentials { realm };
+                self.fail(now, flight.is_unregister(), failure, None);
+            }
+            Err(error) => self.fail(now, flight.is_unregister(), error.into(), None),
         }
     }
 

@@ -1,13 +1,12 @@
-//! Answering the registrar's digest challenges (RFC 3261 §22.2-22.3), and
-//! reusing an accepted nonce for later REGISTERs (RFC 7616 §3.4: the nonce
+//! Answering a server's digest challenges as a client (RFC 3261 §22.2-22.3):
+//! the trunk registration's REGISTERs and our INVITEs to a carrier. An
+//! accepted nonce is reused for later requests (RFC 7616 §3.4: the nonce
 //! count numbers the requests a client sends with one nonce).
 
 use thiserror::Error;
 
-use crate::sip::auth::{respond, AuthError, Challenge, Qop};
+use super::{respond, AuthError, Challenge, Qop};
 use crate::sip::message::{HeaderName, Response};
-
-use super::Failure;
 
 /// Why a 401 or 407 could not be answered.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -19,11 +18,15 @@ pub enum ChallengeError {
     /// None of the challenges can be answered; the error of the topmost.
     #[error("no usable challenge: {0}")]
     Unusable(AuthError),
+    /// Challenged again, not as stale, right after our answer: the user
+    /// name or password is wrong for this realm.
+    #[error("credentials refused by realm {realm:?}")]
+    BadCredentials { realm: String },
 }
 
 /// Who challenged: the registrar itself (401) or a proxy on the way (407).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Challenger {
+pub enum Challenger {
     Registrar,
     Proxy,
 }
@@ -42,6 +45,15 @@ impl Challenger {
         match self {
             Challenger::Registrar => HeaderName::Authorization,
             Challenger::Proxy => HeaderName::ProxyAuthorization,
+        }
+    }
+
+    /// The challenger of a 401 or 407; `None` for any other status.
+    pub fn of_status(status: u16) -> Option<Challenger> {
+        match status {
+            401 => Some(Challenger::Registrar),
+            407 => Some(Challenger::Proxy),
+            _ => None,
         }
     }
 
@@ -64,16 +76,16 @@ struct Session {
     answering: bool,
 }
 
-/// The challenges we answer: at most one from the registrar and one from a
-/// proxy, both answered in every request (a proxy's 407 can be followed by
-/// the registrar's 401, and the second request must satisfy both).
+/// The challenges we answer: at most one from the server (401) and one from
+/// a proxy (407), both answered in every request (a proxy's 407 can be
+/// followed by the server's 401, and the second request must satisfy both).
 #[derive(Debug, Clone, Default)]
-pub(super) struct Auth {
+pub struct ClientAuth {
     registrar: Option<Session>,
     proxy: Option<Session>,
 }
 
-impl Auth {
+impl ClientAuth {
     fn slot(&mut self, who: Challenger) -> &mut Option<Session> {
         match who {
             Challenger::Registrar => &mut self.registrar,
@@ -91,17 +103,17 @@ impl Auth {
     /// `DigestVerifier` issue a new nonce with every challenge). After
     /// credentials reused from an older exchange, the same answer only means
     /// the server forgot that nonce (e.g. it restarted), and it is answered.
-    pub(super) fn challenged(
+    pub fn challenged(
         &mut self,
         who: Challenger,
         response: &Response,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), ChallengeError> {
         let challenge = select(who, response)?;
         let slot = self.slot(who);
         let mut nc = 0;
         if let Some(previous) = slot {
             if previous.answering && !challenge.stale {
-                return Err(Failure::BadCredentials {
+                return Err(ChallengeError::BadCredentials {
                     realm: challenge.realm,
                 });
             }
@@ -130,7 +142,7 @@ impl Auth {
     /// the next REGISTERs, saving a round trip on every refresh. Challenges
     /// without `qop` are dropped: without a nonce count a reused nonce looks
     /// like a replay, and careful servers refuse it.
-    pub(super) fn accepted(&mut self) {
+    pub fn accepted(&mut self) {
         for slot in [&mut self.registrar, &mut self.proxy] {
             slot.take_if(|s| s.challenge.qop.is_empty());
             if let Some(s) = slot {
@@ -141,15 +153,16 @@ impl Auth {
 
     /// Forgets every challenge: after a failure the next attempt starts
     /// without credentials and is challenged afresh.
-    pub(super) fn clear(&mut self) {
-        *self = Auth::default();
+    pub fn clear(&mut self) {
+        *self = ClientAuth::default();
     }
 
-    /// The credentials headers for a REGISTER to `uri` (the Request-URI as
-    /// printed): one per challenge held, each with the next nonce count and
-    /// a fresh `cnonce`.
-    pub(super) fn credentials(
+    /// The credentials headers for a `method` request to `uri` (the
+    /// Request-URI as printed): one per challenge held, each with the next
+    /// nonce count and a fresh `cnonce`.
+    pub fn credentials(
         &mut self,
+        method: &str,
         uri: &str,
         username: &str,
         password: &str,
@@ -165,7 +178,7 @@ impl Auth {
             session.nc = session.nc.saturating_add(1);
             let credentials = respond(
                 &session.challenge,
-                "REGISTER",
+                method,
                 uri,
                 username,
                 password,
