@@ -10,7 +10,10 @@
 # Environment: SETUP_RATE (call legs started per second, default 200),
 # PIN=1 (gateway on core 0, generator on core 1; default: no pinning),
 # RECORD=0 (the "*45" calls are not recorded, as a relay like rtpengine's
-# does not record; default 1).
+# does not record; default 1), REALTIME=0 (media workers at nice -11 instead
+# of SCHED_FIFO, media.realtime = false; default 1: the generator's
+# receivers are then real-time too, so that their reads are not delayed by
+# the gateway's priority and billed to it as latency).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pairs=${1:?usage: scripts/bench-media.sh PAIRS [HOLD_SECS] [CODEC_A CODEC_B]}
@@ -41,19 +44,23 @@ api_port=$(free_port)
 # RECORD=0.
 record=true
 [ "${RECORD:-1}" = 0 ] && record=false
-awk -v record="$record" -v port="$sip_port" -v api="$api_port" -v db="$work/sb.db" -v rec="$work/rec" '
+realtime=true
+gen_rt=(--realtime-receivers)
+if [ "${REALTIME:-1}" = 0 ]; then realtime=false; gen_rt=(); fi
+awk -v record="$record" -v realtime="$realtime" -v port="$sip_port" -v api="$api_port" -v db="$work/sb.db" -v rec="$work/rec" '
     /^\[/ { section = $0; in45 = 0 }
     { gsub(/"127\.0\.0\.1:5060"/, "\"127.0.0.1:" port "\""); gsub(/"127\.0\.0\.1:8080"/, "\"127.0.0.1:" api "\"") }
     /^path = "var\/switchboard.db"/ { print "path = \"" db "\""; next }
     /^level = / && section == "[log]" { print "level = \"info\""; next }
     section == "[media]" && /^rtp_port_(min|max) *=/ { next }
     section == "[recording]" && /^dir *=/ { print "dir = \"" rec "\""; rec_done = 1; next }
-    /^\[media\]/ { print; print "rtp_port_min = 20000\nrtp_port_max = 39999"; media_done = 1; next }
+    section == "[media]" && /^realtime *=/ { next }
+    /^\[media\]/ { print; print "rtp_port_min = 20000\nrtp_port_max = 39999\nrealtime = " realtime; media_done = 1; next }
     /^extension = "\*45"/ { print; print "record = " record; in45 = 1; ext_done = 1; next }
     in45 && /^record *=/ { next }
     { print }
     END {
-        if (!media_done) print "\n[media]\nrtp_port_min = 20000\nrtp_port_max = 39999"
+        if (!media_done) print "\n[media]\nrtp_port_min = 20000\nrtp_port_max = 39999\nrealtime = " realtime
         if (!rec_done) print "\n[recording]\ndir = \"" rec "\""
         if (!ext_done) print "\n[[test_extensions]]\nextension = \"*45\"\naction = \"pair\"\nrecord = " record
     }
@@ -72,7 +79,7 @@ rss_idle=$(rss_kib "$gw")
 
 "${pin_gen[@]}" "$bin/switchboard-loadgen" media --target "127.0.0.1:$sip_port" --user 1001 \
     --password pass1001 --pairs "$pairs" --setup-rate "$rate" --hold-secs "$hold" \
-    --codec-a "$codec_a" --codec-b "$codec_b" > "$work/gen.out" 2>&1 &
+    --codec-a "$codec_a" --codec-b "$codec_b" "${gen_rt[@]}" > "$work/gen.out" 2>&1 &
 gen=$!
 setup_timeout=$((pairs * 2 / rate + 60))
 wait_for "$work/gen.out" "^STEADY start" "$setup_timeout" "$gen" ||

@@ -1,10 +1,12 @@
 //! Scheduling hints for the threads the gateway owns.
 //!
 //! The media workers must wake on time every 20 ms even when the machine is
-//! busy (a late tick is a late prompt frame and a late recording frame).
-//! The signalling thread is as urgent: a caller retransmits an INVITE that
-//! waits half a second for its answer. On Linux both get a higher priority
-//! (nice −11, which needs CAP_SYS_NICE, as root has). The store writer only
+//! busy (a late tick is a late prompt frame and a late recording frame) and
+//! relay each packet as it arrives: they run under SCHED_FIFO
+//! ([`media_thread`]; `media.realtime`). The signalling thread is urgent
+//! too, in milliseconds rather than microseconds (a caller retransmits an
+//! INVITE that waits half a second for its answer): nice −11. Both need
+//! CAP_SYS_NICE, as root has. The store writer only
 //! needs to keep up on average (its queue absorbs seconds): SCHED_BATCH at
 //! nice 9. The recording writer stays at the default: its work is as large
 //! as the relay's (every call's audio) and a starved recorder would drop
@@ -12,8 +14,8 @@
 //! that is logged, not an error.
 
 use thread_priority::{
-    set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy, ThreadPriority,
-    ThreadPriorityValue, ThreadSchedulePolicy,
+    set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+    RealtimeThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
 };
 use tracing::{debug, info};
 
@@ -38,6 +40,41 @@ pub fn urgent_thread(role: &str) {
         Ok(()) => debug!(role, "thread at raised priority"),
         Err(e) => info!(role, error = %e, "thread keeps the default priority (no CAP_SYS_NICE)"),
     }
+}
+
+/// SCHED_FIFO priority of the media workers: above every normal thread,
+/// low among real-time ones (kernel threads and audio servers sit higher).
+const MEDIA_FIFO_PRIORITY: u8 = 10;
+
+/// For a media worker, called from the thread itself: SCHED_FIFO when
+/// `realtime` and the process may, else as [`urgent_thread`]. Why: under
+/// the normal policy a runnable recording writer or API thread can hold
+/// the core for a scheduler slice (milliseconds) while packets wait; a
+/// real-time thread runs the moment a packet arrives or the 20 ms clock
+/// fires. The workers sleep in `epoll_wait` whenever there is nothing to
+/// do, and the kernel's real-time throttling leaves the other threads their
+/// share if the media ever saturates a core.
+pub fn media_thread(realtime: bool) {
+    if realtime {
+        let fifo = ThreadPriorityValue::try_from(MEDIA_FIFO_PRIORITY)
+            .map_err(|e| e.to_string())
+            .and_then(|priority| {
+                set_thread_priority_and_policy(
+                    thread_native_id(),
+                    ThreadPriority::Crossplatform(priority),
+                    ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+                )
+                .map_err(|e| format!("{e:?}"))
+            });
+        match fifo {
+            Ok(()) => {
+                debug!("media worker under SCHED_FIFO");
+                return;
+            }
+            Err(e) => info!(error = %e, "media worker not real-time (no CAP_SYS_NICE)"),
+        }
+    }
+    urgent_thread("media worker");
 }
 
 /// For a thread that writes a little behind a queue (the store).

@@ -778,6 +778,8 @@ pub struct MediaConfig {
     pub dead_after: Option<Duration>,
     /// `media.workers`: media threads (0: one per core).
     pub workers: usize,
+    /// `media.realtime`: media threads under SCHED_FIFO when allowed.
+    pub realtime: bool,
     /// `media.sounds_dir`: where prompt names are looked up.
     pub sounds_dir: PathBuf,
     /// `media.hold_music`: what a caller hears while the agent holds.

@@ -53,6 +53,7 @@ pub(super) struct RawMedia {
     pub codecs: Option<Vec<String>>,
     pub dead_after_secs: Option<u64>,
     pub workers: Option<usize>,
+    pub realtime: Option<bool>,
     pub sounds_dir: Option<String>,
     pub hold_music: Option<String>,
 }

@@ -1180,6 +1180,7 @@ fn media(raw: RawMedia, sip: &SipConfig) -> Result<MediaConfig, ConfigError> {
         codecs,
         dead_after: (dead > 0).then(|| Duration::from_secs(dead)),
         workers: raw.workers.unwrap_or(0),
+        realtime: raw.realtime.unwrap_or(true),
         sounds_dir,
         hold_music,
     })

@@ -85,6 +85,8 @@ pub struct WorkerConfig {
     /// The address RTP sockets bind to (and that SDP advertises).
     pub address: IpAddr,
     pub session: SessionConfig,
+    /// Workers under SCHED_FIFO (`media.realtime`).
+    pub realtime: bool,
 }
 
 impl MediaRuntime {
@@ -285,7 +287,7 @@ impl Worker {
     }
 
     fn run(mut self) {
-        crate::os::urgent_thread("media worker");
+        crate::os::media_thread(self.config.realtime);
         let mut events = Events::with_capacity(1024);
         let mut next_stats = Instant::now() + STATS_EVERY;
         let mut next_dead_check = Instant::now();

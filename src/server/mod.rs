@@ -147,6 +147,7 @@ pub async fn run_until(
                     .unwrap_or(Duration::from_secs(u64::from(u32::MAX))),
                 jitter: JitterConfig::default(),
             },
+            realtime: config.media.realtime,
         },
         media_tx,
         Some(recorder.clone()),

@@ -74,6 +74,14 @@ pub struct MediaArgs {
     /// Threads polling the RTP sockets (each takes every n-th socket).
     #[arg(long, default_value_t = 2)]
     receiver_threads: usize,
+    /// Run the receiver threads under SCHED_FIFO, as the gateway's media
+    /// workers (`media.realtime`) run: otherwise a real-time gateway
+    /// delays our reads, and that delay would be measured as its latency.
+    /// The receivers only poll and sleep; the senders stay normal, since
+    /// a sender behind its schedule sends without pause and a real-time
+    /// one would then take the gateway's core.
+    #[arg(long)]
+    realtime_receivers: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -458,15 +466,15 @@ struct SendLeg {
     remote: SocketAddr,
     seq: u32,
     sent: u64,
-    /// The tick the leg's first packet was due in.
+    /// The wall-clock tick (see `wall_tick`) the leg joined its sender in.
     first_tick: u64,
 }
 
 #[derive(Default)]
 struct SenderReport {
     sent: Vec<(LegId, u64)>,
-    /// Packets due by the stop (one per tick since each leg joined): more
-    /// than were sent means this generator could not keep the pace.
+    /// Packets due by the stop (one per 20 ms of wall time since each leg
+    /// joined): more than were sent means this generator fell behind.
     due: u64,
     slots: u64,
     /// Slots that started more than 2 ms after their deadline.
@@ -484,7 +492,7 @@ fn sender(
     let mut by_slot: Vec<Vec<SendLeg>> = (0..SLOTS).map(|_| Vec::new()).collect();
     let mut report = SenderReport::default();
     let mut buf = [0xffu8; 1500];
-    let mut tick = (epoch.elapsed().as_nanos() / TICK.as_nanos()) as u64 + 1;
+    let mut tick = wall_tick(epoch) + 1;
     while !stop.load(Ordering::Acquire) {
         for (slot, legs_here) in (0u32..).zip(by_slot.iter_mut()) {
             let due = deadline(epoch, tick, slot);
@@ -510,9 +518,11 @@ fn sender(
             }
         }
         tick += 1;
-        // New legs join at a tick boundary.
+        // New legs join at a tick boundary. What they are due is counted
+        // on the wall clock, not this loop's ticks: a loop that fell behind
+        // must show as packets not sent.
         while let Ok(mut l) = legs.try_recv() {
-            l.first_tick = tick;
+            l.first_tick = wall_tick(epoch);
             let slot = slot_of(l.leg) as usize;
             if let Some(v) = by_slot.get_mut(slot) {
                 v.push(l);
@@ -520,12 +530,18 @@ fn sender(
         }
     }
     report.sent = by_slot.iter().flatten().map(|l| (l.leg, l.sent)).collect();
+    let stopped = wall_tick(epoch);
     report.due = by_slot
         .iter()
         .flatten()
-        .map(|l| tick.saturating_sub(l.first_tick))
+        .map(|l| stopped.saturating_sub(l.first_tick))
         .sum();
     report
+}
+
+/// The 20 ms tick the wall clock is in, counted from `epoch`.
+fn wall_tick(epoch: Instant) -> u64 {
+    (epoch.elapsed().as_nanos() / TICK.as_nanos()) as u64
 }
 
 /// Writes the next packet of `l` into `buf`; its length.
@@ -570,7 +586,15 @@ struct RecvReport {
 /// How often a receiver thread drains its sockets.
 const RECV_POLL: Duration = Duration::from_micros(500);
 
-fn receiver(epoch: Instant, sockets: Vec<Arc<UdpSocket>>, stop: Arc<AtomicBool>) -> RecvReport {
+fn receiver(
+    epoch: Instant,
+    sockets: Vec<Arc<UdpSocket>>,
+    stop: Arc<AtomicBool>,
+    realtime: bool,
+) -> RecvReport {
+    if realtime {
+        switchboard::os::media_thread(true);
+    }
     let mut report = RecvReport::default();
     let mut buf = [0u8; 2048];
     while !stop.load(Ordering::Acquire) {
@@ -1156,9 +1180,10 @@ fn run_media(args: &MediaArgs) -> Result<bool, MediaError> {
     for i in 0..threads {
         let share: Vec<Arc<UdpSocket>> = rtp.iter().skip(i).step_by(threads).cloned().collect();
         let stop = recv_stop.clone();
+        let realtime = args.realtime_receivers;
         let h = thread::Builder::new()
             .name(format!("rtp-recv-{i}"))
-            .spawn(move || receiver(epoch, share, stop))
+            .spawn(move || receiver(epoch, share, stop, realtime))
             .map_err(MediaError::Thread)?;
         receivers.push(h);
     }
