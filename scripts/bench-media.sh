@@ -145,6 +145,10 @@ late_run=$(sed 's/\x1b\[[0-9;]*m//g' "$work/gw.log" | grep 'media worker stats' 
 printf "playback clock p99 late   %s (per window)\n" "$late_p99"
 printf "playback clock, whole run %s\n" "$late_run"
 printf "longest tick per window   %s\n" "$tick_max"
-awk -v wavs="$wavs" -v rb="$rec_bytes" -v record="$record" 'BEGIN {
-    printf "recordings written        %d WAV files, %.1f MiB in all (with sidecars; record = %s)\n", wavs, rb / 1048576, record
+# What the recorder could not keep up with: chunks dropped from its full
+# queue (padded with silence in the files), summed over the sidecars.
+dropped=$(find "$work/rec" -name '*.json' -exec cat {} + 2> /dev/null |
+    sed -n 's/.*"dropped_chunks": *\([0-9]*\).*/\1/p' | awk '{s += $1} END {print s + 0}')
+awk -v wavs="$wavs" -v rb="$rec_bytes" -v record="$record" -v dropped="$dropped" 'BEGIN {
+    printf "recordings written        %d WAV files, %.1f MiB in all (with sidecars; record = %s), %d chunks dropped by the recorder\n", wavs, rb / 1048576, record, dropped
 }'
