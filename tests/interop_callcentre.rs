@@ -305,9 +305,10 @@ fn an_agent_calls_a_customer_through_the_trunk() {
     assert!(cdr.recording.is_some(), "{cdr:?}");
 }
 
-/// A carrier that challenges every call (SIPp checking the digest with
-/// `verifyauth`): the gateway answers with the trunk's `[trunks.auth]`
-/// credentials and the call is carried, bridged and heard end to end.
+/// A carrier that challenges every call and its BYE (SIPp checking the
+/// digest with `verifyauth`): the gateway answers with the trunk's
+/// `[trunks.auth]` credentials, the call is carried, bridged and heard end
+/// to end, and the carrier accepts our BYE.
 #[test]
 fn a_carrier_that_challenges_calls_gets_the_trunks_credentials() {
     let _serial = serial();
@@ -323,7 +324,7 @@ fn a_carrier_that_challenges_calls_gets_the_trunks_credentials() {
             1,
         )
     });
-    let _carrier = CarrierUas::start_scenario("carrier_auth_uas.xml");
+    let mut carrier = CarrierUas::start_scenario("carrier_auth_uas.xml");
     let mut agent = Baresip::call_as(&gw, "1001", "2125550124", &agent_mic, 8);
     gw.wait_for_log("outbound call bridged", Duration::from_secs(10));
     agent.wait(Duration::from_secs(20));
@@ -341,6 +342,13 @@ fn a_carrier_that_challenges_calls_gets_the_trunks_credentials() {
         CallOutcome::Answered,
         "{:?}",
         records[0]
+    );
+    // The agent hung up: the carrier challenged our BYE and accepted the
+    // authenticated one (SIPp exits 0 only then).
+    assert!(
+        carrier.succeeded_within(Duration::from_secs(10)),
+        "the carrier did not accept our calls' credentials\n{}",
+        gw.log()
     );
 }
 

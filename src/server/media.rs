@@ -302,6 +302,9 @@ impl Worker {
             if let Err(e) = self.poll.poll(&mut events, Some(coarse)) {
                 if e.kind() != ErrorKind::Interrupted {
                     warn!(worker = self.index, error = %e, "media poll failed");
+                    // A poll that keeps failing must not become a busy
+                    // loop: a real-time thread would hold its core.
+                    std::thread::sleep(Duration::from_millis(1));
                 }
             }
             let mut tick_due = self.pacer.poll_timeout();

@@ -424,6 +424,21 @@ impl CarrierUas {
     }
 }
 
+impl CarrierUas {
+    /// Whether SIPp ended, within `timeout`, with every call successful.
+    pub fn succeeded_within(&mut self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            match self.0.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) => thread::sleep(Duration::from_millis(100)),
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+}
+
 impl Drop for CarrierUas {
     fn drop(&mut self) {
         let _ = self.0.kill();

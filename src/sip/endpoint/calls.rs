@@ -848,7 +848,8 @@ impl Endpoint {
     }
 
     /// Our BYE in a dialog, which is then forgotten (whatever the answer,
-    /// the call is over).
+    /// the call is over; a carrier's challenge is answered, see
+    /// `trunk_auth`).
     pub(super) fn send_bye(&mut self, now: Instant, id: &DialogId, flow: Flow) {
         let mut via = Via::new(
             flow.transport.as_str(),
@@ -860,13 +861,8 @@ impl Endpoint {
         if let Some(dialog) = self.dialogs.get_mut(id) {
             match dialog.request(Method::Bye, via, 70) {
                 Ok(bye) => {
-                    let reliable = flow.is_reliable();
-                    match self.tx.send_request(now, bye, flow, reliable) {
-                        Ok(tx) => {
-                            self.clients.insert(tx, ClientPurpose::Bye);
-                        }
-                        Err(e) => warn!(error = %e, "BYE not sent"),
-                    }
+                    let purpose = ClientPurpose::Bye(Box::new((bye.clone(), flow.clone())));
+                    self.send_request(now, &bye, &flow, purpose);
                 }
                 Err(e) => warn!(error = %e, "BYE not built"),
             }

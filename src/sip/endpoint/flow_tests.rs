@@ -1160,10 +1160,10 @@ fn challenge_from_trunk(net: &mut Net, invite: &Request, nonce: &str, stale: boo
     });
 }
 
-/// `invite` answers the carrier's challenge with `nonce` with the trunk's
+/// `request` answers the carrier's challenge with `nonce` with the trunk's
 /// credentials (the digest recomputed from the password).
-fn assert_answers_challenge(invite: &Request, nonce: &str) {
-    let value = invite
+fn assert_answers_challenge(request: &Request, nonce: &str) {
+    let value = request
         .headers
         .get(&HeaderName::ProxyAuthorization)
         .expect("Proxy-Authorization");
@@ -1171,10 +1171,10 @@ fn assert_answers_challenge(invite: &Request, nonce: &str) {
     assert_eq!(c.username, "sb-trunk");
     assert_eq!(c.realm, "carrier.example");
     assert_eq!(c.nonce, nonce);
-    assert_eq!(c.uri, invite.uri.to_string());
+    assert_eq!(c.uri, request.uri.to_string());
     let expected = respond(
         &carrier_challenge(nonce, false),
-        "INVITE",
+        &request.method.to_string(),
         &c.uri,
         "sb-trunk",
         "trunk-secret",
@@ -1192,7 +1192,7 @@ fn assert_answers_challenge(invite: &Request, nonce: &str) {
 fn a_carriers_challenge_is_answered_with_the_trunks_credentials() {
     let mut net = Net::new();
     net.register(A1, "1001");
-    let (_call, first) = agent_dials(&mut net, "out-auth", "0212345678");
+    let (mut call, first) = agent_dials(&mut net, "out-auth", "0212345678");
     assert!(first.headers.get(&HeaderName::ProxyAuthorization).is_none());
 
     // 407: ACKed, and the INVITE sent again with credentials, CSeq + 1,
@@ -1219,6 +1219,25 @@ fn a_carriers_challenge_is_answered_with_the_trunks_credentials() {
     assert_eq!(ack.headers.cseq.seq, second.headers.cseq.seq);
     let ok = net.responses(mark, A1).remove(0);
     assert_eq!(ok.status, 200);
+    call.answered(&ok);
+    net.in_dialog(&mut call, "ACK", "");
+
+    // The agent hangs up; the carrier challenges our BYE too, and gets an
+    // authenticated one (the carrier bills until it accepts a BYE).
+    let mark = net.mark();
+    assert_eq!(net.in_dialog(&mut call, "BYE", "")[0].status, 200);
+    let bye = net.requests(mark, TRUNK, Method::Bye).remove(0);
+    let mark = net.mark();
+    challenge_from_trunk(&mut net, &bye, "n-bye", false);
+    let again = net.requests(mark, TRUNK, Method::Bye);
+    assert_eq!(again.len(), 1, "{:?}", net.methods(mark, TRUNK));
+    assert_eq!(again[0].headers.call_id, bye.headers.call_id);
+    assert_eq!(again[0].headers.cseq.seq, bye.headers.cseq.seq + 1);
+    assert_answers_challenge(&again[0], "n-bye");
+    // Refused again: nothing more is sent.
+    let mark = net.mark();
+    challenge_from_trunk(&mut net, &again[0], "n-bye2", false);
+    assert!(net.requests(mark, TRUNK, Method::Bye).is_empty());
 }
 
 #[test]

@@ -228,8 +228,10 @@ enum ClientPurpose {
     },
     /// A REGISTER of the trunk registration at this index.
     TrunkRegister(usize),
-    /// Our BYE ending a call: whatever the answer, the call is over.
-    Bye,
+    /// Our BYE ending a call: whatever the answer, the call is over for
+    /// us. The request and where it went are kept so that a carrier's
+    /// challenge can be answered (the carrier bills until it accepts a BYE).
+    Bye(Box<(Request, Flow)>),
     /// Our INVITE offering a queued call to an agent.
     Offer,
     /// Our INVITE to the trunk for an agent's outbound call.
@@ -580,7 +582,7 @@ impl Endpoint {
             (Some(ClientPurpose::Outbound), outcome) => self.outbound_outcome(now, tx, outcome),
             (Some(ClientPurpose::Originate), outcome) => self.originate_outcome(now, tx, outcome),
             (Some(ClientPurpose::Forward), outcome) => self.forward_outcome(now, tx, outcome),
-            (Some(ClientPurpose::Bye), _) | (None, _) => {}
+            (Some(ClientPurpose::Bye(_)), _) | (None, _) => {}
         }
     }
 

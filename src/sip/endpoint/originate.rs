@@ -134,7 +134,7 @@ impl Endpoint {
         let from = self.our_name_addr(&flow, number, Some(format!("Call to {number}")));
         let to = self.our_name_addr(&flow, agent, None);
         let invite = self.build_invite(&flow, binding.contact.uri.clone(), from, to, &leg.sdp);
-        let Some(tx) = self.send_invite(now, &invite, &flow, ClientPurpose::Originate) else {
+        let Some(tx) = self.send_request(now, &invite, &flow, ClientPurpose::Originate) else {
             self.calls.release_ports(leg.ports);
             return Err(refused(ControlErrorKind::Unavailable, "INVITE not sent"));
         };

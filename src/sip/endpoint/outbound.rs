@@ -192,7 +192,7 @@ impl Endpoint {
             return Some(r);
         };
         let invite = self.trunk_invite(&flow, &dialled, &caller_id, &sdp);
-        let Some(tx) = self.send_invite(now, &invite, &flow, ClientPurpose::Outbound) else {
+        let Some(tx) = self.send_request(now, &invite, &flow, ClientPurpose::Outbound) else {
             self.calls.release_ports(ports);
             return Some(self.reply(request, 500));
         };

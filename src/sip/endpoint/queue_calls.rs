@@ -695,7 +695,7 @@ impl Endpoint {
         let to = self.our_name_addr(&flow, agent.as_str(), None);
         let invite = self.build_invite(&flow, binding.contact.uri.clone(), from, to, &leg.sdp);
         let (ports, sdp) = (leg.ports, leg.sdp);
-        let Some(tx) = self.send_invite(now, &invite, &flow, ClientPurpose::Offer) else {
+        let Some(tx) = self.send_request(now, &invite, &flow, ClientPurpose::Offer) else {
             self.calls.release_ports(ports);
             return false;
         };

@@ -1,4 +1,4 @@
-//! Our INVITEs to a carrier that asks for credentials (RFC 3261 §22.2 and
+//! Our requests to a carrier that asks for credentials (RFC 3261 §22.2 and
 //! §22.3). Carriers commonly challenge every call they are to bill: a 401
 //! or 407 to one of our trunk INVITEs is answered with the trunk's
 //! `[trunks.auth]` credentials in a new INVITE of the same attempt (same
@@ -6,7 +6,9 @@
 //! call goes on from there as if that INVITE had been the first. A second
 //! challenge not marked `stale` means the credentials are wrong: the call
 //! fails as it did before (the agent gets 403, never the carrier's
-//! challenge, which only the gateway can answer).
+//! challenge, which only the gateway can answer). Our BYE to a carrier is
+//! answered the same way when challenged: until it accepts one, the carrier
+//! keeps the call up, and bills it.
 
 use std::time::Instant;
 
@@ -19,11 +21,12 @@ use super::{ClientPurpose, Endpoint};
 use crate::sip::auth::{Challenger, ClientAuth};
 
 impl Endpoint {
-    /// Answers the challenge `response` to our trunk INVITE `tx` (sent for
-    /// `purpose`) with a new, authenticated INVITE. True when it was sent:
-    /// the call now follows the new transaction. False when the challenge
-    /// stands (not a trunk call, no credentials, refused credentials, a
-    /// challenge we cannot answer); the caller then fails the call.
+    /// Answers the challenge `response` to our trunk request `tx` (sent for
+    /// `purpose`: an INVITE or a BYE) with a new, authenticated one. True
+    /// when it was sent: the call now follows the new transaction. False
+    /// when the challenge stands (not a trunk request, no credentials,
+    /// refused credentials, a challenge we cannot answer); the caller then
+    /// fails the call (a BYE is simply over).
     pub(super) fn answer_trunk_challenge(
         &mut self,
         now: Instant,
@@ -35,7 +38,7 @@ impl Endpoint {
         let Some(who) = Challenger::of_status(response.status) else {
             return false;
         };
-        let Some((invite, flow)) = self.trunk_invite_sent(purpose, tx) else {
+        let Some((request, flow)) = self.trunk_request_sent(purpose, tx) else {
             return false;
         };
         let Some((trunk, credentials)) = self
@@ -55,25 +58,29 @@ impl Endpoint {
             warn!(%trunk, %error, "the trunk refused our call's credentials");
             return false;
         }
-        let Some(retry) = self.authenticated_retry(&invite, &mut state, &credentials) else {
+        let Some(retry) = self.authenticated_retry(&request, &mut state, &credentials) else {
             return false;
         };
-        let Some(new_tx) = self.send_invite(now, &retry, &flow, purpose.clone()) else {
+        let purpose = match purpose {
+            ClientPurpose::Bye(_) => ClientPurpose::Bye(Box::new((retry.clone(), flow.clone()))),
+            other => other.clone(),
+        };
+        let Some(new_tx) = self.send_request(now, &retry, &flow, purpose.clone()) else {
             return false;
         };
         self.trunk_auth.insert(new_tx, state);
-        self.follow_retry(purpose, tx, new_tx, retry);
+        self.follow_retry(&purpose, tx, new_tx, retry);
         true
     }
 
-    /// The INVITE after `invite`, answering the challenges in `state`.
+    /// The request after `request`, answering the challenges in `state`.
     fn authenticated_retry(
         &mut self,
-        invite: &Request,
+        request: &Request,
         state: &mut ClientAuth,
         credentials: &crate::config::TrunkAuth,
     ) -> Option<Request> {
-        let mut retry = invite.clone();
+        let mut retry = request.clone();
         retry.headers.cseq.seq = retry.headers.cseq.seq.saturating_add(1);
         let via = retry.headers.via.first_mut()?;
         via.params.set("branch", Some(self.ids.branch()));
@@ -81,7 +88,7 @@ impl Endpoint {
         retry.headers.remove(&HeaderName::ProxyAuthorization);
         let headers = state
             .credentials(
-                "INVITE",
+                &retry.method.to_string(),
                 &retry.uri.to_string(),
                 &credentials.username,
                 credentials.password.expose(),
@@ -95,14 +102,15 @@ impl Endpoint {
         Some(retry)
     }
 
-    /// Our INVITE on trunk transaction `tx` and where it went, from the
-    /// state of the call that sent it.
-    fn trunk_invite_sent(
+    /// Our request on transaction `tx` and where it went, from the state of
+    /// the call that sent it.
+    fn trunk_request_sent(
         &self,
         purpose: &ClientPurpose,
         tx: ClientTxId,
     ) -> Option<(Request, Flow)> {
         match purpose {
+            ClientPurpose::Bye(sent) => Some((sent.0.clone(), sent.1.clone())),
             ClientPurpose::Outbound => self.outbound.invite_sent(tx),
             ClientPurpose::Originate => self.originate.invite_sent(tx),
             ClientPurpose::Forward => self.forwards.invite_sent(tx),

@@ -105,19 +105,19 @@ impl Endpoint {
         }
     }
 
-    /// Sends one of our INVITEs in a client transaction and remembers what
+    /// Sends one of our requests in a client transaction and remembers what
     /// it is for. `None` (logged) when the transaction layer refuses it.
-    pub(super) fn send_invite(
+    pub(super) fn send_request(
         &mut self,
         now: Instant,
-        invite: &Request,
+        request: &Request,
         flow: &Flow,
         purpose: ClientPurpose,
     ) -> Option<ClientTxId> {
         let reliable = flow.is_reliable();
         match self
             .tx
-            .send_request(now, invite.clone(), flow.clone(), reliable)
+            .send_request(now, request.clone(), flow.clone(), reliable)
         {
             Ok(tx) => {
                 self.clients.insert(tx, purpose);
@@ -125,7 +125,7 @@ impl Endpoint {
             }
             Err(error) => {
                 // Our own request: a refusal here is a bug, not bad input.
-                tracing::error!(%error, "INVITE not sent");
+                tracing::error!(%error, method = %request.method, "request not sent");
                 None
             }
         }
@@ -143,7 +143,7 @@ impl Endpoint {
         let (_, flow, caller_id) = self.outbound_trunk()?;
         let leg = self.new_leg()?;
         let invite = self.trunk_invite(&flow, number, &caller_id, &leg.sdp);
-        match self.send_invite(now, &invite, &flow, purpose) {
+        match self.send_request(now, &invite, &flow, purpose) {
             Some(tx) => Some((tx, invite, flow, leg)),
             None => {
                 self.calls.release_ports(leg.ports);
