@@ -77,6 +77,28 @@ pub enum Command {
     },
     /// Counters and gauges for `/metrics`.
     Metrics,
+    /// A call command (`Hangup`, `Hold`, `Transfer`, `SendDtmf`, `Record`)
+    /// on behalf of an agent: carried out only if the call is that agent's,
+    /// checked by the call core in the same step (a check by the API
+    /// first would race the call moving on), else refused as forbidden.
+    AsAgent {
+        agent: String,
+        steer: Box<Command>,
+    },
+}
+
+impl Command {
+    /// The call a call command steers.
+    pub fn call(&self) -> Option<CallNumber> {
+        match self {
+            Command::Hangup { call }
+            | Command::Hold { call, .. }
+            | Command::Transfer { call, .. }
+            | Command::SendDtmf { call, .. }
+            | Command::Record { call, .. } => Some(*call),
+            _ => None,
+        }
+    }
 }
 
 /// The call core's answer.
@@ -122,6 +144,8 @@ pub enum ControlErrorKind {
     Invalid,
     /// The gateway cannot do it now (503): no trunk, no ports.
     Unavailable,
+    /// Not this agent's to steer (403): the call is handled by another.
+    Forbidden,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -133,6 +133,7 @@ impl From<ControlError> for ApiError {
             ControlErrorKind::Conflict => ApiError::Conflict(e.message),
             ControlErrorKind::Invalid => ApiError::Unprocessable(e.message),
             ControlErrorKind::Unavailable => ApiError::Unavailable(e.message),
+            ControlErrorKind::Forbidden => ApiError::Forbidden(e.message),
         }
     }
 }

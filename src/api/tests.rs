@@ -145,6 +145,19 @@ fn script(command: &Command) -> Result<Reply, ControlError> {
         }
         Command::OfferAnswer { call: 55, .. } => refuse(Conflict, "no offer for call 55"),
         Command::Originate { agent, .. } => Ok(Reply::Call(call_view(20, Some(agent), "ringing"))),
+        // As the core does: the call must be the agent's, in the same step.
+        Command::AsAgent { agent, steer } => {
+            let Ok(Reply::Calls(calls)) = script(&Command::ListCalls) else {
+                return refuse(Invalid, "no calls");
+            };
+            match calls.iter().find(|c| Some(c.call) == steer.call()) {
+                None => refuse(NotFound, "no such call"),
+                Some(c) if c.agent.as_deref() != Some(agent.as_str()) => {
+                    refuse(Forbidden, "not this agent's call")
+                }
+                Some(_) => script(steer),
+            }
+        }
         _ => Ok(Reply::Done),
     }
 }
@@ -813,19 +826,21 @@ async fn call_commands_reach_the_core() {
 #[tokio::test]
 async fn call_command_errors() {
     let f = Fixture::new().await;
-    // The agent's own call: checked against the call list first.
+    // An agent's commands go to the core as the agent's, which checks the
+    // call is the agent's in the same step (one command, no race).
     f.post("/api/v1/calls/7/hold", AGENT1, None)
         .await
         .expect(StatusCode::NO_CONTENT, None);
+    let as_1001 = |steer: Command| Command::AsAgent {
+        agent: "1001".into(),
+        steer: Box::new(steer),
+    };
     assert_eq!(
         f.take_commands(),
-        vec![
-            Command::ListCalls,
-            Command::Hold {
-                call: 7,
-                hold: true
-            }
-        ]
+        vec![as_1001(Command::Hold {
+            call: 7,
+            hold: true
+        })]
     );
     f.post("/api/v1/calls/8/hangup", AGENT1, None)
         .await
@@ -838,7 +853,9 @@ async fn call_command_errors() {
         .expect(StatusCode::NOT_FOUND, Some("not_found"));
     assert_eq!(
         f.take_commands(),
-        vec![Command::ListCalls; 3],
+        [8, 9, 12345]
+            .map(|call| as_1001(Command::Hangup { call }))
+            .to_vec(),
         "nothing else was sent"
     );
     f.post("/api/v1/calls/7/hangup", QA, None)
@@ -1766,10 +1783,21 @@ async fn agents_are_confined_and_qa_reads_but_does_not_steer() {
             .await
             .expect(StatusCode::FORBIDDEN, Some("forbidden"));
     }
+    // The agent's hold on call 8 went to the core as agent 1001's, which
+    // refused it; QA's requests never left the API.
     let steering: Vec<Command> = f
         .take_commands()
         .into_iter()
         .filter(|c| !matches!(c, Command::ListCalls))
         .collect();
-    assert!(steering.is_empty(), "{steering:?}");
+    assert_eq!(
+        steering,
+        vec![Command::AsAgent {
+            agent: "1001".into(),
+            steer: Box::new(Command::Hold {
+                call: 8,
+                hold: true
+            }),
+        }]
+    );
 }

@@ -75,6 +75,24 @@ impl Endpoint {
                 Ok(Reply::Done)
             }
             Command::Metrics => Ok(Reply::Metrics(self.metrics_view(now))),
+            Command::AsAgent { agent, steer } => {
+                let Some(call) = steer.call() else {
+                    return Err(invalid("only a call command is run as an agent"));
+                };
+                let handler = self
+                    .call_views()
+                    .into_iter()
+                    .find(|v| v.call == call)
+                    .ok_or_else(|| not_found(format!("call {call}")))?
+                    .agent;
+                if handler.as_deref() != Some(agent.as_str()) {
+                    return Err(ControlError::new(
+                        ControlErrorKind::Forbidden,
+                        format!("call {call} is not handled by agent {agent}"),
+                    ));
+                }
+                self.control(now, *steer)
+            }
         }
     }
 

@@ -1676,9 +1676,28 @@ fn the_control_api_sees_the_queue_and_steers_a_live_call() {
         .iter()
         .any(|c| matches!(c, MediaCommand::PauseRecording { paused: true, .. })));
 
-    // Hang up from the API: BYE to both phones.
+    // Another agent may not steer it; the core checks in the same step.
+    let not_theirs = net.control(Command::AsAgent {
+        agent: "1002".into(),
+        steer: Box::new(Command::Hangup { call }),
+    });
+    assert_eq!(not_theirs.unwrap_err().kind, ControlErrorKind::Forbidden);
+    let not_a_call_command = net.control(Command::AsAgent {
+        agent: "1001".into(),
+        steer: Box::new(Command::ListCalls),
+    });
+    assert_eq!(
+        not_a_call_command.unwrap_err().kind,
+        ControlErrorKind::Invalid
+    );
+
+    // Hang up from the API, as the agent handling it: BYE to both phones.
     let mark = net.mark();
-    net.control(Command::Hangup { call }).unwrap();
+    net.control(Command::AsAgent {
+        agent: "1001".into(),
+        steer: Box::new(Command::Hangup { call }),
+    })
+    .unwrap();
     assert_eq!(net.requests(mark, TRUNK, Method::Bye).len(), 1);
     assert_eq!(net.requests(mark, A1, Method::Bye).len(), 1);
     let gone = net.control(Command::Hangup { call });
