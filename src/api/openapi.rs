@@ -498,10 +498,11 @@ fn paths() -> Value {
                 ("204", json!({ "description": "Deleted." })), &["400", "403", "404"]),
         },
         "/recordings/{id}/audio": { "get": op("recordings", "The WAV, byte for byte, with Range support", RECORDINGS,
-            vec![id_path("recording"), param("Range", "header", "One range, bytes=a-b, bytes=a- or bytes=-n. Several ranges or a malformed header get the whole file (200).", string())],
+            vec![id_path("recording"), param("Range", "header", "One range, bytes=a-b, bytes=a- or bytes=-n. Several ranges or a malformed header get the whole file (200).", string()),
+                param("If-Range", "header", "The ETag or Last-Modified of an earlier answer: the Range is honoured only if the file is still that version, else the whole file (200).", string())],
             None,
             ("200", json!({
-                "description": "The whole file. With a single satisfiable range: 206 Partial Content with Content-Range. Accept-Ranges: bytes.",
+                "description": "The whole file. With a single satisfiable range (and a matching If-Range, if sent): 206 Partial Content with Content-Range. Accept-Ranges, ETag and Last-Modified.",
                 "content": { "audio/wav": { "schema": { "type": "string", "format": "binary" } } },
             })),
             &["400", "403", "404", "416"]) },

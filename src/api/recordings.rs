@@ -49,6 +49,31 @@ pub enum RangeRequest {
     Unsatisfiable,
 }
 
+/// The file's validators: a strong entity tag from its length and
+/// modification time (a recording still being written changes both), and
+/// its Last-Modified date.
+fn validators(len: u64, modified: Option<std::time::SystemTime>) -> (String, Option<String>) {
+    let nanos = modified
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    (
+        format!("\"{len:x}-{nanos:x}\""),
+        modified.map(crate::sip::message::http_date),
+    )
+}
+
+/// RFC 9110 §13.1.5: a Range is honoured only when `If-Range` (if any)
+/// names the current representation: its entity tag, compared strongly
+/// (a weak tag never matches), or its Last-Modified date, exactly.
+fn if_range_holds(if_range: Option<&str>, etag: &str, last_modified: Option<&str>) -> bool {
+    match if_range.map(str::trim) {
+        None => true,
+        Some(v) if v.starts_with("W/") => false,
+        Some(v) if v.starts_with('"') => v == etag,
+        Some(v) => last_modified == Some(v),
+    }
+}
+
 /// RFC 9110 §14.1.2 `bytes=` with a single range: `a-b`, `a-` or `-n`.
 /// A header that does not parse is ignored (§14.2: a server MAY ignore
 /// Range); several ranges are answered with the whole file rather than a
@@ -347,7 +372,8 @@ fn download_name(path: &Path) -> String {
 }
 
 /// The WAV as written, byte for byte; `Range: bytes=` gives 206 with the
-/// bytes asked for, 416 when none exist.
+/// bytes asked for, 416 when none exist, unless `If-Range` names another
+/// version of the file (then 200 with all of it).
 pub async fn audio(
     caller: Caller,
     State(state): State<ApiState>,
@@ -370,12 +396,17 @@ pub async fn audio(
             )))
         }
     };
-    let len = file
+    let meta = file
         .metadata()
         .await
-        .map_err(|e| ApiError::internal(format!("reading {}: {e}", path.display())))?
-        .len();
-    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+        .map_err(|e| ApiError::internal(format!("reading {}: {e}", path.display())))?;
+    let len = meta.len();
+    let (etag, last_modified) = validators(len, meta.modified().ok());
+    let if_range = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok());
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| if_range_holds(if_range, &etag, last_modified.as_deref()));
     let (status, start, count) = match parse_range(range, len) {
         RangeRequest::Full => (StatusCode::OK, 0, len),
         RangeRequest::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
@@ -392,6 +423,12 @@ pub async fn audio(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Some(v) = last_modified.and_then(|d| HeaderValue::from_str(&d).ok()) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
     if let Ok(v) = HeaderValue::from_str(&format!(
         "attachment; filename=\"{}\"",
         download_name(&path)
@@ -462,6 +499,33 @@ mod tests {
         ] {
             assert_eq!(resolve(dir, Path::new(bad)), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn if_range_names_the_current_version_or_the_range_is_ignored() {
+        let modified = std::time::UNIX_EPOCH + std::time::Duration::from_secs(784_111_777);
+        let (etag, date) = validators(1000, Some(modified));
+        assert_eq!(date.as_deref(), Some("Sun, 06 Nov 1994 08:49:37 GMT"));
+        let date = date.unwrap_or_default();
+        assert!(if_range_holds(None, &etag, Some(&date)));
+        assert!(if_range_holds(Some(&etag), &etag, Some(&date)));
+        assert!(if_range_holds(Some(&date), &etag, Some(&date)));
+        // Another length (still being written) or time: another version.
+        let (grown, _) = validators(1001, Some(modified));
+        assert_ne!(grown, etag);
+        assert!(!if_range_holds(Some(&grown), &etag, Some(&date)));
+        assert!(!if_range_holds(
+            Some("Sun, 06 Nov 1994 08:49:38 GMT"),
+            &etag,
+            Some(&date)
+        ));
+        // A weak tag never matches (strong comparison), even the same one.
+        assert!(!if_range_holds(
+            Some(&format!("W/{etag}")),
+            &etag,
+            Some(&date)
+        ));
+        assert!(!if_range_holds(Some(&date), &etag, None));
     }
 
     #[test]

@@ -388,6 +388,12 @@ impl Fixture {
             .await
     }
 
+    /// A GET as QA with extra request headers (Range, If-Range).
+    async fn get_qa_with(&self, uri: &str, extra: &[(&str, &str)]) -> Answer {
+        self.send_from(Method::GET, uri, Some(QA), None, "192.0.2.10:1", extra)
+            .await
+    }
+
     async fn send_from(
         &self,
         method: Method,
@@ -1311,16 +1317,7 @@ async fn audio_downloads_byte_identical_with_ranges() {
         ("bytes=990-", 990, 999),
         ("bytes=500-2000", 500, 999),
     ] {
-        let a = f
-            .send_from(
-                Method::GET,
-                uri,
-                Some(QA),
-                None,
-                "192.0.2.10:1",
-                &[("range", spec)],
-            )
-            .await;
+        let a = f.get_qa_with(uri, &[("range", spec)]).await;
         a.expect(StatusCode::PARTIAL_CONTENT, None);
         assert_eq!(a.body, &wav[start..=end], "{spec}");
         assert_eq!(
@@ -1333,33 +1330,38 @@ async fn audio_downloads_byte_identical_with_ranges() {
         );
     }
     // Several ranges: the whole file.
-    let a = f
-        .send_from(
-            Method::GET,
-            uri,
-            Some(QA),
-            None,
-            "192.0.2.10:1",
-            &[("range", "bytes=0-1,5-6")],
-        )
-        .await;
+    let a = f.get_qa_with(uri, &[("range", "bytes=0-1,5-6")]).await;
     a.expect(StatusCode::OK, None);
     assert_eq!(a.body, wav);
-    let a = f
-        .send_from(
-            Method::GET,
-            uri,
-            Some(QA),
-            None,
-            "192.0.2.10:1",
-            &[("range", "bytes=1000-")],
-        )
-        .await;
+    let a = f.get_qa_with(uri, &[("range", "bytes=1000-")]).await;
     a.expect(
         StatusCode::RANGE_NOT_SATISFIABLE,
         Some("range_not_satisfiable"),
     );
     assert_eq!(a.header(header::CONTENT_RANGE), Some("bytes */1000"));
+    // Resuming a download: If-Range with the current ETag or Last-Modified
+    // keeps the range; another version's tag gets the whole file.
+    let etag = full.header(header::ETAG).expect("ETag").to_owned();
+    let modified = full
+        .header(header::LAST_MODIFIED)
+        .expect("Last-Modified")
+        .to_owned();
+    for (validator, status) in [
+        (etag.as_str(), StatusCode::PARTIAL_CONTENT),
+        (modified.as_str(), StatusCode::PARTIAL_CONTENT),
+        ("\"3e8-0\"", StatusCode::OK),
+    ] {
+        let a = f
+            .get_qa_with(uri, &[("range", "bytes=990-"), ("if-range", validator)])
+            .await;
+        a.expect(status, None);
+        let body = if status == StatusCode::OK {
+            &wav[..]
+        } else {
+            &wav[990..]
+        };
+        assert_eq!(a.body, body, "{validator}");
+    }
     // Only QA and admin hear recordings.
     f.get(uri, ADMIN).await.expect(StatusCode::OK, None);
     for token in [SUPERVISOR, AGENT1, AGENT2] {
