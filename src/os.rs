@@ -23,12 +23,12 @@ use tracing::{debug, info};
 const URGENT: u8 = 75;
 const BACKGROUND: u8 = 25;
 
-fn set(value: u8, policy: NormalThreadSchedulePolicy) -> Result<(), String> {
+fn set(value: u8, policy: ThreadSchedulePolicy) -> Result<(), String> {
     let priority = ThreadPriorityValue::try_from(value).map_err(|e| e.to_string())?;
     set_thread_priority_and_policy(
         thread_native_id(),
         ThreadPriority::Crossplatform(priority),
-        ThreadSchedulePolicy::Normal(policy),
+        policy,
     )
     .map_err(|e| format!("{e:?}"))
 }
@@ -36,7 +36,10 @@ fn set(value: u8, policy: NormalThreadSchedulePolicy) -> Result<(), String> {
 /// For a media worker or the signalling thread, called from the thread
 /// itself.
 pub fn urgent_thread(role: &str) {
-    match set(URGENT, NormalThreadSchedulePolicy::Other) {
+    match set(
+        URGENT,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+    ) {
         Ok(()) => debug!(role, "thread at raised priority"),
         Err(e) => info!(role, error = %e, "thread keeps the default priority (no CAP_SYS_NICE)"),
     }
@@ -56,16 +59,10 @@ const MEDIA_FIFO_PRIORITY: u8 = 10;
 /// share if the media ever saturates a core.
 pub fn media_thread(realtime: bool) {
     if realtime {
-        let fifo = ThreadPriorityValue::try_from(MEDIA_FIFO_PRIORITY)
-            .map_err(|e| e.to_string())
-            .and_then(|priority| {
-                set_thread_priority_and_policy(
-                    thread_native_id(),
-                    ThreadPriority::Crossplatform(priority),
-                    ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
-                )
-                .map_err(|e| format!("{e:?}"))
-            });
+        let fifo = set(
+            MEDIA_FIFO_PRIORITY,
+            ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+        );
         match fifo {
             Ok(()) => {
                 debug!("media worker under SCHED_FIFO");
@@ -79,7 +76,10 @@ pub fn media_thread(realtime: bool) {
 
 /// For a thread that writes a little behind a queue (the store).
 pub fn background_thread() {
-    if let Err(e) = set(BACKGROUND, NormalThreadSchedulePolicy::Batch) {
+    if let Err(e) = set(
+        BACKGROUND,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch),
+    ) {
         debug!(error = %e, "background thread keeps its priority");
     }
 }
